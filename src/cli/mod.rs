@@ -1,0 +1,108 @@
+//! The `jwtd` command line (SPEC §6). Every command loads the same
+//! configuration as `serve`.
+
+mod keys;
+mod users;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::server::Issuer;
+use crate::store::Store;
+
+/// jwtd: a JSON Web Token issuer.
+#[derive(Debug, Parser)]
+#[command(name = "jwtd", version, about)]
+pub struct Cli {
+    /// TOML configuration file (default: $JWTD_CONFIG, if set).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the issuer (migrates the database and creates keys first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    Users {
+        /// What to do with users.
+        #[command(subcommand)]
+        action: users::UsersCommand,
+    },
+    /// Inspect signing keys.
+    Keys {
+        /// What to do with keys.
+        #[command(subcommand)]
+        action: keys::KeysCommand,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            open_store(&config).await?;
+            println!(
+                "database {} is up to date",
+                config.database_path().display()
+            );
+            Ok(())
+        }
+        Command::Users { action } => users::run(action, &open_store(&config).await?).await,
+        Command::Keys { action } => keys::run(action, &open_store(&config).await?).await,
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&config.database_path()).await?)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let issuer = Issuer::open(config, Arc::new(SystemClock)).await?;
+    let listener = issuer.bind().await?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    tracing::info!(%addr, "jwtd listening");
+    issuer
+        .serve(listener, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("jwtd stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,181 @@
+//! Every error a request can end in, and the one place where each becomes
+//! simplejwt's status code and body.
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::keys::KeyError;
+use crate::store::StoreError;
+use crate::tokens::{IssueError, TokenError};
+
+/// The `WWW-Authenticate` challenge sent with every 401.
+const CHALLENGE: &str = r#"Bearer realm="api""#;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Wrong username or password, or an inactive user, at login.
+    #[error("bad credentials")]
+    BadCredentials,
+    /// A refresh, verify or blacklist token that is refused.
+    #[error("token refused: {0}")]
+    Token(TokenError),
+    /// A refresh token whose user is now inactive or deleted.
+    #[error("no active account for the token")]
+    NoActiveAccountForToken,
+    /// Field errors, DRF-style: field name to messages.
+    #[error("invalid fields")]
+    Fields(BTreeMap<String, Vec<String>>),
+    /// A JSON body that is not JSON.
+    #[error("JSON parse error")]
+    JsonParse(String),
+    /// A body of a media type jwtd doesn't read.
+    #[error("unsupported media type")]
+    UnsupportedMediaType(String),
+    /// A body over the size limit.
+    #[error("request body too large")]
+    TooLarge,
+    /// A body that could not be read.
+    #[error("unreadable request body")]
+    UnreadableBody,
+    /// A protected view without credentials.
+    #[error("no credentials")]
+    NotAuthenticated,
+    /// An `Authorization` header that isn't `<type> <token>`.
+    #[error("malformed Authorization header")]
+    BadAuthorizationHeader,
+    /// A protected view with a refused access token.
+    #[error("access token refused: {0}")]
+    AccessToken(TokenError),
+    /// An access token for a user that no longer exists.
+    #[error("user not found")]
+    UserNotFound,
+    /// An access token for a disabled user.
+    #[error("user inactive")]
+    UserInactive,
+    /// No route for the path.
+    #[error("not found")]
+    NotFound,
+    /// A method the path doesn't answer.
+    #[error("method not allowed")]
+    MethodNotAllowed(String),
+    /// A fault on our side; logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(err: KeyError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(err: IssueError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+impl ApiError {
+    fn status_and_body(&self) -> (StatusCode, Value) {
+        use StatusCode as S;
+        match self {
+            Self::BadCredentials => (
+                S::UNAUTHORIZED,
+                json!({"detail": "No active account found with the given credentials"}),
+            ),
+            Self::Token(err) => (
+                S::UNAUTHORIZED,
+                json!({"detail": err.to_string(), "code": "token_not_valid"}),
+            ),
+            Self::NoActiveAccountForToken => (
+                S::UNAUTHORIZED,
+                json!({"detail": "No active account found for the given token."}),
+            ),
+            Self::Fields(errors) => (S::BAD_REQUEST, json!(errors)),
+            Self::JsonParse(reason) => (
+                S::BAD_REQUEST,
+                json!({"detail": format!("JSON parse error - {reason}")}),
+            ),
+            Self::UnsupportedMediaType(media) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                json!({"detail": format!("Unsupported media type \"{media}\" in request.")}),
+            ),
+            Self::TooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                json!({"detail": "Request body is larger than 65536 bytes."}),
+            ),
+            Self::UnreadableBody => (
+                S::BAD_REQUEST,
+                json!({"detail": "Request body could not be read."}),
+            ),
+            Self::NotAuthenticated => (
+                S::UNAUTHORIZED,
+                json!({"detail": "Authentication credentials were not provided."}),
+            ),
+            Self::BadAuthorizationHeader => (
+                S::UNAUTHORIZED,
+                json!({
+                    "detail": "Authorization header must contain two space-delimited values",
+                    "code": "bad_authorization_header",
+                }),
+            ),
+            Self::AccessToken(err) => (
+                S::UNAUTHORIZED,
+                json!({
+                    "detail": "Given token not valid for any token type",
+                    "code": "token_not_valid",
+                    "messages": [{
+                        "token_class": "AccessToken",
+                        "token_type": "access",
+                        "message": err.to_string(),
+                    }],
+                }),
+            ),
+            Self::UserNotFound => (
+                S::UNAUTHORIZED,
+                json!({"detail": "User not found", "code": "user_not_found"}),
+            ),
+            Self::UserInactive => (
+                S::UNAUTHORIZED,
+                json!({"detail": "User is inactive", "code": "user_inactive"}),
+            ),
+            Self::NotFound => (S::NOT_FOUND, json!({"detail": "Not found."})),
+            Self::MethodNotAllowed(method) => (
+                S::METHOD_NOT_ALLOWED,
+                json!({"detail": format!("Method \"{method}\" not allowed.")}),
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                json!({"detail": "Internal server error."}),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(reason) = &self {
+            tracing::error!(%reason, "request failed");
+        }
+        let (status, body) = self.status_and_body();
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(CHALLENGE),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,68 @@
+//! `GET /.well-known/jwks.json`: the published public keys, served from the
+//! body and ETag the key ring built when the key set last changed.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+/// The JWKS, or 304 when `If-None-Match` names its current ETag.
+pub async fn jwks(State(app): State<AppState>, request_headers: HeaderMap) -> Response {
+    let keys = app.keys.current();
+    let document = &keys.jwks;
+    let not_modified = request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|value| etag_matches(value.as_bytes(), &document.etag));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            document.body.clone(),
+        )
+            .into_response()
+    };
+    let max_age = app.config.jwks_max_age.as_secs();
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&document.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(cache) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        headers.insert(header::CACHE_CONTROL, cache);
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// Whether an `If-None-Match` value (a list of tags, or `*`) names `etag`.
+/// Weak comparison, as RFC 9110 §13.1.2 asks for this header.
+fn etag_matches(header: &[u8], etag: &str) -> bool {
+    let Ok(header) = std::str::from_utf8(header) else {
+        return false;
+    };
+    header.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::etag_matches;
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags() {
+        assert!(etag_matches(br#""a""#, r#""a""#));
+        assert!(etag_matches(br#""x", W/"a""#, r#""a""#));
+        assert!(etag_matches(b"*", r#""a""#));
+        assert!(!etag_matches(br#""b""#, r#""a""#));
+        assert!(!etag_matches(b"a", r#""a""#));
+    }
+}

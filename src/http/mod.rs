@@ -1,0 +1,82 @@
+//! The HTTP API (SPEC §3): one router, one state, one error type.
+
+mod auth;
+mod body;
+mod error;
+mod jwks;
+mod me;
+mod token_views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post};
+
+pub use auth::Authenticated;
+pub use body::{Fields, MAX_BODY_BYTES};
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::KeyRing;
+use crate::store::Store;
+use crate::tokens::TokenService;
+use crate::users::PasswordHasher;
+
+/// What every handler can reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Current keys, decrypted and parsed once.
+    pub keys: Arc<KeyRing>,
+    /// Issues and verifies tokens.
+    pub tokens: Arc<TokenService>,
+    /// Hashes and checks passwords off the reactor.
+    pub passwords: PasswordHasher,
+    /// The one clock; read once per request.
+    pub clock: Arc<dyn Clock>,
+    /// The configuration.
+    pub config: Arc<Config>,
+}
+
+/// The full router with its state.
+pub fn router(state: AppState) -> Router {
+    let routes = [
+        ("/api/token/", post(token_views::obtain_pair)),
+        ("/api/token/refresh/", post(token_views::refresh)),
+        ("/api/token/verify/", post(token_views::verify)),
+        ("/api/me/", get(me::me)),
+        ("/.well-known/jwks.json", get(jwks::jwks)),
+        ("/healthz", get(healthz)),
+    ];
+    let mut router = Router::new();
+    for (path, handler) in routes {
+        let handler: MethodRouter<AppState> = handler.fallback(method_not_allowed);
+        let other_form = match path.strip_suffix('/') {
+            Some(bare) => bare.to_owned(),
+            None => format!("{path}/"),
+        };
+        router = router
+            .route(path, handler.clone())
+            .route(&other_form, handler);
+    }
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}

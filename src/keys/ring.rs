@@ -1,0 +1,290 @@
+//! The in-memory key ring: the active key decrypted and parsed once, a
+//! verifier per published key, and the JWKS body with its ETag, all built
+//! when the stored key set changes and shared by every request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
+
+use super::{Algorithm, KeyError, KeyState, MasterKey, PublicJwk};
+use crate::clock::UnixTime;
+
+/// A key as stored: public half in the clear, private half sealed.
+#[derive(Clone)]
+pub struct StoredKey {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// The only algorithm this key verifies and signs with.
+    pub alg: Algorithm,
+    /// Where it is in its life.
+    pub state: KeyState,
+    /// Public half.
+    pub public: PublicJwk,
+    /// Private half sealed under the master key; `None` once retired.
+    pub sealed_private: Option<Vec<u8>>,
+    /// When it was created and published.
+    pub created_at: UnixTime,
+    /// When it started signing.
+    pub activated_at: Option<UnixTime>,
+    /// When it stopped signing.
+    pub deactivated_at: Option<UnixTime>,
+    /// When it was unpublished after its tokens expired.
+    pub retired_at: Option<UnixTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field(
+                "sealed_private",
+                &self.sealed_private.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key that signs new tokens, parsed once.
+pub struct SigningKey {
+    kid: String,
+    alg: Algorithm,
+    /// base64url of `{"alg":…,"typ":"JWT","kid":…}`, computed once.
+    encoded_header: String,
+    pair: KeyPair,
+    rng: SystemRandom,
+}
+
+enum KeyPair {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("pair", &"[redacted]")
+            .finish()
+    }
+}
+
+impl SigningKey {
+    /// Parses a PKCS#8 private key for `alg`.
+    pub fn from_pkcs8(kid: &str, alg: Algorithm, pkcs8: &[u8]) -> Result<Self, KeyError> {
+        let malformed = |reason: String| KeyError::Malformed {
+            kid: kid.to_owned(),
+            reason,
+        };
+        let pair = match alg {
+            Algorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8)
+                .map(KeyPair::Rsa)
+                .map_err(|err| malformed(err.to_string()))?,
+            Algorithm::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                .map(KeyPair::Ec)
+                .map_err(|err| malformed(err.to_string()))?,
+        };
+        let header = serde_json::json!({"alg": alg.as_str(), "typ": "JWT", "kid": kid});
+        Ok(Self {
+            kid: kid.to_owned(),
+            alg,
+            encoded_header: URL_SAFE_NO_PAD.encode(header.to_string()),
+            pair,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The key's id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The key's algorithm.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Builds a compact JWS over `payload` (the claims' JSON).
+    pub fn sign(&self, payload: &[u8]) -> Result<String, KeyError> {
+        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 2 + 700);
+        token.push_str(&self.encoded_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        let failed = |_| KeyError::Sign(self.kid.clone());
+        let signature = match &self.pair {
+            KeyPair::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &self.rng,
+                    token.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(failed)?;
+                signature
+            }
+            KeyPair::Ec(pair) => pair
+                .sign(&self.rng, token.as_bytes())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
+}
+
+/// A published key, ready to verify with its own algorithm only.
+pub struct VerifyingKey {
+    /// The algorithm fixed when the key was made.
+    pub alg: Algorithm,
+    /// jsonwebtoken's parsed form of the public key.
+    pub decoding: DecodingKey,
+}
+
+/// The JWKS document as served: body and strong ETag.
+#[derive(Debug, Clone)]
+pub struct JwksDocument {
+    /// `{"keys":[…]}`.
+    pub body: bytes::Bytes,
+    /// A quoted strong entity tag derived from the body.
+    pub etag: String,
+}
+
+/// Everything the request path needs about keys, at one version of the
+/// stored key set.
+pub struct KeySet {
+    /// The store's key-set version this was built from.
+    pub version: i64,
+    /// The key that signs; `None` only before the first key exists.
+    pub signer: Option<Arc<SigningKey>>,
+    verifiers: HashMap<String, Arc<VerifyingKey>>,
+    /// The JWKS as served.
+    pub jwks: JwksDocument,
+}
+
+impl KeySet {
+    /// Builds the set from the stored keys. Only the active private key is
+    /// decrypted, and not even that when `previous` already holds it.
+    pub fn build(
+        version: i64,
+        keys: &[StoredKey],
+        master: &MasterKey,
+        previous: Option<&KeySet>,
+    ) -> Result<Self, KeyError> {
+        let mut published: Vec<&StoredKey> =
+            keys.iter().filter(|k| k.state.is_published()).collect();
+        published.sort_by_key(|k| (state_order(k.state), k.created_at));
+        let signer = match published.iter().find(|k| k.state == KeyState::Active) {
+            None => None,
+            Some(active) => match previous.and_then(|p| p.signer.clone()) {
+                Some(signer) if signer.kid == active.kid => Some(signer),
+                _ => Some(Arc::new(open_signer(active, master)?)),
+            },
+        };
+        let mut verifiers = HashMap::with_capacity(published.len());
+        for key in &published {
+            verifiers.insert(key.kid.clone(), Arc::new(verifying_key(key)?));
+        }
+        Ok(Self {
+            version,
+            signer,
+            verifiers,
+            jwks: jwks_document(&published),
+        })
+    }
+
+    /// The verifier for a published `kid`.
+    pub fn verifier(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.verifiers.get(kid).map(Arc::as_ref)
+    }
+}
+
+fn state_order(state: KeyState) -> u8 {
+    match state {
+        KeyState::Active => 0,
+        KeyState::Next => 1,
+        _ => 2,
+    }
+}
+
+fn open_signer(key: &StoredKey, master: &MasterKey) -> Result<SigningKey, KeyError> {
+    let sealed = key
+        .sealed_private
+        .as_deref()
+        .ok_or_else(|| KeyError::Malformed {
+            kid: key.kid.clone(),
+            reason: "active key has no private key".into(),
+        })?;
+    let pkcs8 = master.open(&key.kid, sealed)?;
+    SigningKey::from_pkcs8(&key.kid, key.alg, &pkcs8)
+}
+
+fn verifying_key(key: &StoredKey) -> Result<VerifyingKey, KeyError> {
+    let decoding = match &key.public {
+        PublicJwk::Rsa { n, e } => DecodingKey::from_rsa_components(n, e),
+        PublicJwk::Ec { x, y, .. } => DecodingKey::from_ec_components(x, y),
+    }
+    .map_err(|err| KeyError::Malformed {
+        kid: key.kid.clone(),
+        reason: err.to_string(),
+    })?;
+    Ok(VerifyingKey {
+        alg: key.alg,
+        decoding,
+    })
+}
+
+fn jwks_document(published: &[&StoredKey]) -> JwksDocument {
+    let keys: Vec<serde_json::Value> = published
+        .iter()
+        .map(|k| k.public.published(&k.kid))
+        .collect();
+    let body = serde_json::json!({ "keys": keys }).to_string();
+    let hash = digest::digest(&digest::SHA256, body.as_bytes());
+    JwksDocument {
+        etag: format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16])),
+        body: bytes::Bytes::from(body),
+    }
+}
+
+/// The shared, swappable current [`KeySet`].
+pub struct KeyRing {
+    current: RwLock<Arc<KeySet>>,
+}
+
+impl KeyRing {
+    /// A ring holding `set`.
+    pub fn new(set: KeySet) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(set)),
+        }
+    }
+
+    /// The key set to use for one request.
+    pub fn current(&self) -> Arc<KeySet> {
+        // A poisoned lock still holds a complete Arc: keep serving it.
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a newer key set.
+    pub fn replace(&self, set: KeySet) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+    }
+}

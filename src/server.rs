@@ -1,0 +1,143 @@
+//! Assembling a running issuer: open the store, load the master key, make
+//! sure signing keys exist, build the key ring, then serve HTTP while a
+//! background task keeps the key ring in step with the database.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::keys::{KeyError, KeyRing, KeySet, MasterKey, lifecycle};
+use crate::store::{Store, StoreError};
+use crate::tokens::TokenService;
+use crate::users::PasswordHasher;
+
+/// How often a server looks for key changes made by other processes.
+pub const KEY_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why the issuer could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The master key or a signing key failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A ready-to-serve issuer.
+pub struct Issuer {
+    state: AppState,
+    master: Arc<MasterKey>,
+}
+
+impl Issuer {
+    /// Opens the store (creating and migrating it), loads or creates the
+    /// master key, creates the first signing keys if needed and loads them.
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let store = Store::open(&config.database_path()).await?;
+        let master = Arc::new(MasterKey::load(&config.master_key)?);
+        lifecycle::ensure_keys(
+            &store,
+            &master,
+            config.algorithm,
+            config.rsa_bits,
+            clock.now(),
+        )
+        .await?;
+        let (version, stored) = store.keys_with_version().await?;
+        let keys = KeySet::build(version, &stored, &master, None)?;
+        let state = AppState {
+            tokens: Arc::new(TokenService::new(&config)),
+            passwords: PasswordHasher::new().await,
+            keys: Arc::new(KeyRing::new(keys)),
+            config: Arc::new(config),
+            store,
+            clock,
+        };
+        Ok(Self { state, master })
+    }
+
+    /// The state handlers see (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Binds the configured address.
+    pub async fn bind(&self) -> Result<TcpListener, StartupError> {
+        let addr = self.state.config.bind;
+        TcpListener::bind(addr)
+            .await
+            .map_err(|err| StartupError::Bind {
+                addr,
+                reason: err.to_string(),
+            })
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` completes, keeping the key
+    /// ring current in the background.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let refresher = tokio::spawn(keep_keys_current(self.state.clone(), self.master, stop_rx));
+        let app = http::router(self.state.clone());
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = refresher.await;
+        self.state.store.close().await;
+        served
+    }
+}
+
+/// Rebuilds the key ring whenever the store's key-set version moves.
+async fn keep_keys_current(
+    state: AppState,
+    master: Arc<MasterKey>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(KEY_POLL_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(err) = reload_keys(&state, &master).await {
+            tracing::error!(error = %err, "could not reload signing keys; keeping the current ones");
+        }
+    }
+}
+
+/// Reloads the key ring if the stored key set changed since it was built.
+pub async fn reload_keys(state: &AppState, master: &MasterKey) -> Result<(), KeyError> {
+    let current = state.keys.current();
+    if state.store.key_set_version().await? == current.version {
+        return Ok(());
+    }
+    let (version, stored) = state.store.keys_with_version().await?;
+    let keys = KeySet::build(version, &stored, master, Some(&current))?;
+    state.keys.replace(keys);
+    tracing::info!(version, "signing keys reloaded");
+    Ok(())
+}

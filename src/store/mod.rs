@@ -1,0 +1,90 @@
+//! The database. Every SQL statement jwtd runs lives in this module, so
+//! another backend (PostgreSQL) can be added without touching handlers.
+
+mod keys;
+mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open database {path}: {reason}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why, on one line.
+        reason: String,
+    },
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A username that is already taken.
+    #[error("user `{0}` already exists")]
+    UsernameTaken(String),
+    /// No user by that name.
+    #[error("no user named `{0}`")]
+    NoSuchUser(String),
+    /// A row that does not decode into its domain type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if absent) the SQLite file at `path` in WAL mode and
+    /// applies the embedded migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed transaction survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|err| StoreError::Open {
+                path: path.display().to_string(),
+                reason: err.to_string(),
+            })?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies any migration not yet applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for running queries.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads an optional integer column as a bool (SQLite has no bool type).
+fn flag(value: i64) -> bool {
+    value != 0
+}

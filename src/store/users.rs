@@ -1,0 +1,122 @@
+//! Queries on the `users` table.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError, flag};
+use crate::clock::UnixTime;
+use crate::users::User;
+
+impl Store {
+    /// Adds a user; fails with [`StoreError::UsernameTaken`] if the name is used.
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        is_active: bool,
+        now: UnixTime,
+    ) -> Result<User, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO users (username, password_hash, is_active, date_joined) VALUES (?, ?, ?, ?)",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(is_active)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(done) => Ok(User {
+                id: done.last_insert_rowid(),
+                username: username.to_owned(),
+                password_hash: password_hash.to_owned(),
+                is_active,
+                date_joined: now,
+                last_login: None,
+            }),
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                Err(StoreError::UsernameTaken(username.to_owned()))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The user with this username, if any.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, is_active, date_joined, last_login FROM users WHERE username = ?",
+        )
+        .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    /// The user with this id, if any.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, is_active, date_joined, last_login FROM users WHERE id = ?",
+        )
+        .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    /// Every user, by id.
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, username, password_hash, is_active, date_joined, last_login FROM users ORDER BY id",
+        )
+        .fetch_all(&self.pool).await?;
+        rows.into_iter().map(user_from_row).collect()
+    }
+
+    /// Enables or disables a user.
+    pub async fn set_user_active(&self, username: &str, active: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE users SET is_active = ? WHERE username = ?")
+            .bind(active)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected(), username)
+    }
+
+    /// Replaces a user's password hash.
+    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+            .bind(hash)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected(), username)
+    }
+
+    /// Records a successful login.
+    pub async fn record_login(&self, user_id: i64, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn found(rows: u64, username: &str) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::NoSuchUser(username.to_owned()));
+    }
+    Ok(())
+}
+
+fn user_from_row(row: SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        is_active: flag(row.try_get("is_active")?),
+        date_joined: row.try_get("date_joined")?,
+        last_login: row.try_get("last_login")?,
+    })
+}
