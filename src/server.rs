@@ -13,12 +13,15 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::keys::{KeyError, KeyRing, KeySet, MasterKey, lifecycle};
+use crate::keys::lifecycle::{self, KeyMaking};
+use crate::keys::schedule::RotationPolicy;
+use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenService;
 use crate::users::PasswordHasher;
 
-/// How often a server looks for key changes made by other processes.
+/// How often a server runs the key schedule and looks for key changes made
+/// by other processes.
 pub const KEY_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why the issuer could not start.
@@ -44,7 +47,14 @@ pub enum StartupError {
 /// A ready-to-serve issuer.
 pub struct Issuer {
     state: AppState,
+    keys: KeyKeeper,
+}
+
+/// What the background key task needs.
+#[derive(Clone)]
+struct KeyKeeper {
     master: Arc<MasterKey>,
+    making: KeyMaking,
 }
 
 impl Issuer {
@@ -53,16 +63,17 @@ impl Issuer {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let store = Store::open(&config.database_path()).await?;
         let master = Arc::new(MasterKey::load(&config.master_key)?);
-        lifecycle::ensure_keys(
-            &store,
-            &master,
-            config.algorithm,
-            config.rsa_bits,
-            clock.now(),
-        )
-        .await?;
+        let making = KeyMaking {
+            policy: RotationPolicy::new(&config),
+            rsa_bits: config.rsa_bits,
+        };
         let (version, stored) = store.keys_with_version().await?;
-        let keys = KeySet::build(version, &stored, &master, None)?;
+        // Decrypting the stored active key first proves the master key is
+        // the right one before any new key is sealed with it.
+        KeySet::build(version, &stored, &master, None, &making.policy)?;
+        lifecycle::run_schedule(&store, &master, making, clock.now()).await?;
+        let (version, stored) = store.keys_with_version().await?;
+        let keys = KeySet::build(version, &stored, &master, None, &making.policy)?;
         let state = AppState {
             tokens: Arc::new(TokenService::new(&config)),
             passwords: PasswordHasher::new().await,
@@ -71,7 +82,10 @@ impl Issuer {
             store,
             clock,
         };
-        Ok(Self { state, master })
+        Ok(Self {
+            state,
+            keys: KeyKeeper { master, making },
+        })
     }
 
     /// The state handlers see (for tests and embedding).
@@ -98,7 +112,7 @@ impl Issuer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let refresher = tokio::spawn(keep_keys_current(self.state.clone(), self.master, stop_rx));
+        let refresher = tokio::spawn(keep_keys_current(self.state.clone(), self.keys, stop_rx));
         let app = http::router(self.state.clone());
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -110,12 +124,9 @@ impl Issuer {
     }
 }
 
-/// Rebuilds the key ring whenever the store's key-set version moves.
-async fn keep_keys_current(
-    state: AppState,
-    master: Arc<MasterKey>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Runs the key schedule and rebuilds the key ring whenever the store's
+/// key-set version moves.
+async fn keep_keys_current(state: AppState, keeper: KeyKeeper, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(KEY_POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -123,20 +134,30 @@ async fn keep_keys_current(
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        if let Err(err) = reload_keys(&state, &master).await {
+        let now = state.clock.now();
+        if let Err(err) =
+            lifecycle::run_schedule(&state.store, &keeper.master, keeper.making, now).await
+        {
+            tracing::error!(error = %err, "key schedule failed; will retry");
+        }
+        if let Err(err) = reload_keys(&state, &keeper.master, &keeper.making.policy).await {
             tracing::error!(error = %err, "could not reload signing keys; keeping the current ones");
         }
     }
 }
 
 /// Reloads the key ring if the stored key set changed since it was built.
-pub async fn reload_keys(state: &AppState, master: &MasterKey) -> Result<(), KeyError> {
+pub async fn reload_keys(
+    state: &AppState,
+    master: &MasterKey,
+    policy: &RotationPolicy,
+) -> Result<(), KeyError> {
     let current = state.keys.current();
     if state.store.key_set_version().await? == current.version {
         return Ok(());
     }
     let (version, stored) = state.store.keys_with_version().await?;
-    let keys = KeySet::build(version, &stored, master, Some(&current))?;
+    let keys = KeySet::build(version, &stored, master, Some(&current), policy)?;
     state.keys.replace(keys);
     tracing::info!(version, "signing keys reloaded");
     Ok(())

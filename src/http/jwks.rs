@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::clock::UnixTime;
 
 /// The JWKS, or 304 when `If-None-Match` names its current ETag.
 pub async fn jwks(State(app): State<AppState>, request_headers: HeaderMap) -> Response {
@@ -27,7 +28,11 @@ pub async fn jwks(State(app): State<AppState>, request_headers: HeaderMap) -> Re
         )
             .into_response()
     };
-    let max_age = app.config.jwks_max_age.as_secs();
+    let max_age = max_age(
+        app.config.jwks_max_age.as_secs(),
+        keys.next_change,
+        app.clock.now(),
+    );
     let headers = response.headers_mut();
     if let Ok(etag) = HeaderValue::from_str(&document.etag) {
         headers.insert(header::ETAG, etag);
@@ -40,6 +45,13 @@ pub async fn jwks(State(app): State<AppState>, request_headers: HeaderMap) -> Re
         HeaderValue::from_static("*"),
     );
     response
+}
+
+/// The configured `max-age`, shortened so that no cache keeps the JWKS
+/// past the next scheduled change of the published keys.
+fn max_age(configured: u64, next_change: Option<UnixTime>, now: UnixTime) -> u64 {
+    let until_change = next_change.map(|at| u64::try_from(at - now).unwrap_or(0));
+    until_change.map_or(configured, |secs| secs.min(configured))
 }
 
 /// Whether an `If-None-Match` value (a list of tags, or `*`) names `etag`.
@@ -55,7 +67,15 @@ fn etag_matches(header: &[u8], etag: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::etag_matches;
+    use super::{etag_matches, max_age};
+
+    #[test]
+    fn max_age_never_outlives_the_next_change() {
+        assert_eq!(max_age(300, None, 1_000), 300);
+        assert_eq!(max_age(300, Some(1_100), 1_000), 100);
+        assert_eq!(max_age(300, Some(5_000), 1_000), 300);
+        assert_eq!(max_age(300, Some(900), 1_000), 0);
+    }
 
     #[test]
     fn if_none_match_lists_and_weak_tags() {

@@ -1,59 +1,193 @@
-//! Making sure the keys a deployment needs exist: one `active` key that
-//! signs and one `next` key published ahead of it.
+//! Carrying out the rotation schedule against the store: the decisions come
+//! from [`schedule::plan`]; this module generates key material off the
+//! reactor and applies each round of steps in one write transaction, after
+//! planning again inside it, so several processes sharing one database
+//! never produce two active keys or skip a step.
 
+use super::material::{self, GeneratedKey};
 use super::ring::StoredKey;
-use super::{Algorithm, KeyError, KeyState, MasterKey, material};
+use super::schedule::{self, RotationPolicy, Step};
+use super::{KeyError, KeyState, MasterKey};
 use crate::clock::UnixTime;
-use crate::store::Store;
+use crate::store::{KeyTransaction, Store, StoreError};
 
-/// Creates an `active` key if none exists (the very first start: no token
-/// exists yet, so it may sign at once) and a `next` key if none exists.
-/// Safe to run from several processes at once: the database admits one key
-/// per state and a loser's key is discarded.
-pub async fn ensure_keys(
-    store: &Store,
-    master: &MasterKey,
-    algorithm: Algorithm,
-    rsa_bits: u32,
-    now: UnixTime,
-) -> Result<(), KeyError> {
-    for state in [KeyState::Active, KeyState::Next] {
-        let (_, keys) = store.keys_with_version().await?;
-        if !keys.iter().any(|key| key.state == state) {
-            create_key(store, master, algorithm, rsa_bits, state, now).await?;
-        }
-    }
-    Ok(())
+/// At most this many rounds per run: the first start needs two (an active
+/// key, then a next key); a rotation needs one.
+const MAX_ROUNDS: usize = 4;
+
+/// How keys are made.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyMaking {
+    /// The schedule's durations and the algorithm of new keys.
+    pub policy: RotationPolicy,
+    /// Modulus size of new RSA keys.
+    pub rsa_bits: u32,
 }
 
-/// Generates a key off the reactor, seals it and stores it in `state`.
-/// Returns `false` if another process stored a key in that state first.
-pub async fn create_key(
+/// Applies every step the schedule says is due at `now`; returns them.
+pub async fn run_schedule(
     store: &Store,
     master: &MasterKey,
-    algorithm: Algorithm,
-    rsa_bits: u32,
+    making: KeyMaking,
+    now: UnixTime,
+) -> Result<Vec<Step>, KeyError> {
+    let mut applied = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        let (_, keys) = store.keys_with_version().await?;
+        let steps = schedule::plan(now, &keys, &making.policy);
+        if steps.is_empty() {
+            break;
+        }
+        let material = if steps.iter().any(Step::creates_key) {
+            Some(generate(making).await?)
+        } else {
+            None
+        };
+        let mut tx = store.key_transaction().await?;
+        let round = apply_due_steps(&mut tx, master, making, now, material).await?;
+        tx.commit().await?;
+        log_steps(&round);
+        if round.is_empty() {
+            break;
+        }
+        applied.extend(round);
+    }
+    Ok(applied)
+}
+
+/// Revokes `kid` at once. If it was the active key, the next key signs at
+/// once and a new next key is made, in the same transaction.
+pub async fn revoke(
+    store: &Store,
+    master: &MasterKey,
+    making: KeyMaking,
+    kid: &str,
+    now: UnixTime,
+) -> Result<Vec<Step>, KeyError> {
+    let material = generate(making).await?;
+    let mut tx = store.key_transaction().await?;
+    tx.revoke(kid, now).await.map_err(|err| match err {
+        StoreError::NoSuchKey(_) => KeyError::UnknownKey(kid.to_owned()),
+        other => other.into(),
+    })?;
+    let steps = apply_due_steps(&mut tx, master, making, now, Some(material)).await?;
+    tx.commit().await?;
+    tracing::warn!(event = "key_revoked", kid);
+    log_steps(&steps);
+    Ok(steps)
+}
+
+/// Asks for an early rotation. With `now_please`, the next key signs at
+/// once; otherwise as soon as it has been published for `key_prepublish`.
+/// Returns when the next key takes over (already past if it did).
+pub async fn rotate(
+    store: &Store,
+    master: &MasterKey,
+    making: KeyMaking,
+    now_please: bool,
+    now: UnixTime,
+) -> Result<UnixTime, KeyError> {
+    let material = generate(making).await?;
+    let mut tx = store.key_transaction().await?;
+    tx.request_rotation(now).await?;
+    let keys = tx.keys().await?;
+    let active = keys.iter().find(|k| k.state == KeyState::Active);
+    let next = keys.iter().find(|k| k.state == KeyState::Next);
+    let (Some(active), Some(next)) = (active, next) else {
+        return Err(KeyError::NoKeyToRotate);
+    };
+    let mut at = schedule::activation_time(active, next, &making.policy).unwrap_or(now);
+    if now_please {
+        let (active, next) = (active.kid.clone(), next.kid.clone());
+        tx.deactivate(&active, now).await?;
+        tx.activate(&next, now).await?;
+        tracing::warn!(event = "key_activated", kid = %next, replaces = %active, forced = true);
+        at = now;
+    }
+    let steps = apply_due_steps(&mut tx, master, making, now, Some(material)).await?;
+    tx.commit().await?;
+    log_steps(&steps);
+    Ok(at)
+}
+
+/// Plans inside the transaction and applies what is due. Key creations use
+/// `material`; if a second one is due it waits for the next round.
+async fn apply_due_steps(
+    tx: &mut KeyTransaction,
+    master: &MasterKey,
+    making: KeyMaking,
+    now: UnixTime,
+    mut material: Option<GeneratedKey>,
+) -> Result<Vec<Step>, KeyError> {
+    let keys = tx.keys().await?;
+    let mut applied = Vec::new();
+    for step in schedule::plan(now, &keys, &making.policy) {
+        match &step {
+            Step::CreateActive(alg) | Step::CreateNext(alg) => {
+                let Some(key) = material.take_if(|key| key.alg == *alg) else {
+                    continue;
+                };
+                let state = match step {
+                    Step::CreateActive(_) => KeyState::Active,
+                    _ => KeyState::Next,
+                };
+                tx.insert(&seal(key, state, now, master)?).await?;
+            }
+            Step::Activate { next, previous } => {
+                if let Some(previous) = previous {
+                    tx.deactivate(previous, now).await?;
+                }
+                tx.activate(next, now).await?;
+            }
+            Step::Retire(kid) | Step::DiscardNext(kid) => tx.retire(kid, now).await?,
+        }
+        applied.push(step);
+    }
+    Ok(applied)
+}
+
+async fn generate(making: KeyMaking) -> Result<GeneratedKey, KeyError> {
+    let alg = making.policy.algorithm;
+    tokio::task::spawn_blocking(move || material::generate(alg, making.rsa_bits))
+        .await
+        .map_err(|_| KeyError::Generate(alg))?
+}
+
+fn seal(
+    key: GeneratedKey,
     state: KeyState,
     now: UnixTime,
-) -> Result<bool, KeyError> {
-    let generated = tokio::task::spawn_blocking(move || material::generate(algorithm, rsa_bits))
-        .await
-        .map_err(|_| KeyError::Generate(algorithm))??;
-    let key = StoredKey {
-        sealed_private: Some(master.seal(&generated.kid, &generated.pkcs8)?),
-        kid: generated.kid,
-        alg: generated.alg,
+    master: &MasterKey,
+) -> Result<StoredKey, KeyError> {
+    Ok(StoredKey {
+        sealed_private: Some(master.seal(&key.kid, &key.pkcs8)?),
+        kid: key.kid,
+        alg: key.alg,
         state,
-        public: generated.public,
+        public: key.public,
         created_at: now,
         activated_at: (state == KeyState::Active).then_some(now),
         deactivated_at: None,
         retired_at: None,
         revoked_at: None,
-    };
-    let inserted = store.insert_key(&key).await?;
-    if inserted {
-        tracing::info!(event = "key_created", kid = %key.kid, alg = %key.alg, state = key.state.as_str());
+        rotate_requested_at: None,
+    })
+}
+
+fn log_steps(steps: &[Step]) {
+    for step in steps {
+        match step {
+            Step::CreateActive(alg) => {
+                tracing::info!(event = "key_created", %alg, state = "active")
+            }
+            Step::CreateNext(alg) => tracing::info!(event = "key_created", %alg, state = "next"),
+            Step::Activate { next, previous } => {
+                tracing::info!(event = "key_activated", kid = %next, replaces = ?previous)
+            }
+            Step::Retire(kid) => tracing::info!(event = "key_retired", %kid),
+            Step::DiscardNext(kid) => {
+                tracing::info!(event = "key_retired", %kid, reason = "algorithm changed")
+            }
+        }
     }
-    Ok(inserted)
 }

@@ -6,6 +6,7 @@ pub mod jwk;
 pub mod lifecycle;
 pub mod material;
 pub mod ring;
+pub mod schedule;
 pub mod seal;
 
 use std::fmt;
@@ -137,6 +138,12 @@ pub enum KeyError {
     /// Signing failed inside the crypto library.
     #[error("signing with key {0} failed")]
     Sign(String),
+    /// No key with that kid can be changed that way.
+    #[error("no key `{0}` (or it is already revoked)")]
+    UnknownKey(String),
+    /// A rotation needs an active and a next key.
+    #[error("there is no active and next key to rotate; start `jwtd serve` once first")]
+    NoKeyToRotate,
     /// Reading or writing keys in the database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 
+use super::schedule::{RotationPolicy, next_published_change};
 use super::{Algorithm, KeyError, KeyState, MasterKey, PublicJwk};
 use crate::clock::UnixTime;
 
@@ -39,6 +40,8 @@ pub struct StoredKey {
     pub retired_at: Option<UnixTime>,
     /// When it was revoked.
     pub revoked_at: Option<UnixTime>,
+    /// Active key only: when `jwtd keys rotate` asked for an early rotation.
+    pub rotate_requested_at: Option<UnixTime>,
 }
 
 impl fmt::Debug for StoredKey {
@@ -174,6 +177,9 @@ pub struct KeySet {
     verifiers: HashMap<String, Arc<VerifyingKey>>,
     /// The JWKS as served.
     pub jwks: JwksDocument,
+    /// When the published set next changes on schedule; bounds the JWKS
+    /// `max-age`.
+    pub next_change: Option<UnixTime>,
 }
 
 impl KeySet {
@@ -184,6 +190,7 @@ impl KeySet {
         keys: &[StoredKey],
         master: &MasterKey,
         previous: Option<&KeySet>,
+        policy: &RotationPolicy,
     ) -> Result<Self, KeyError> {
         let mut published: Vec<&StoredKey> =
             keys.iter().filter(|k| k.state.is_published()).collect();
@@ -204,6 +211,7 @@ impl KeySet {
             signer,
             verifiers,
             jwks: jwks_document(&published),
+            next_change: next_published_change(keys, policy),
         })
     }
 

@@ -1,10 +1,15 @@
 //! Queries on the `signing_keys` table and its version counter.
 
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::{Store, StoreError};
+use crate::clock::UnixTime;
 use crate::keys::ring::StoredKey;
+
+const KEY_COLUMNS_SQL: &str = "SELECT kid, alg, state, public_jwk, sealed_private, created_at, \
+     activated_at, deactivated_at, retired_at, revoked_at, rotate_requested_at \
+     FROM signing_keys ORDER BY created_at, kid";
 
 impl Store {
     /// The key-set version: changes whenever any process changes a key.
@@ -22,29 +27,41 @@ impl Store {
         let version = sqlx::query_scalar("SELECT version FROM key_set_version WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?;
-        let rows = sqlx::query(
-            "SELECT kid, alg, state, public_jwk, sealed_private, created_at, activated_at, \
-             deactivated_at, retired_at, revoked_at FROM signing_keys ORDER BY created_at, kid",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let keys = read_keys(&mut tx).await?;
         tx.commit().await?;
-        let keys = rows
-            .into_iter()
-            .map(key_from_row)
-            .collect::<Result<_, _>>()?;
         Ok((version, keys))
     }
 
-    /// Inserts a key. Returns `false`, changing nothing, when its state is
-    /// `active` or `next` and another key already holds that state (another
-    /// process got there first).
-    pub async fn insert_key(&self, key: &StoredKey) -> Result<bool, StoreError> {
+    /// Starts a write transaction on the keys. It takes SQLite's write lock
+    /// at once (`BEGIN IMMEDIATE`), so what it reads stays true until it
+    /// commits, whatever other processes do.
+    pub async fn key_transaction(&self) -> Result<KeyTransaction, StoreError> {
+        Ok(KeyTransaction {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+}
+
+/// A write transaction on the keys; dropped without [`commit`](Self::commit),
+/// it rolls back.
+pub struct KeyTransaction {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl KeyTransaction {
+    /// Every key, as of this transaction.
+    pub async fn keys(&mut self) -> Result<Vec<StoredKey>, StoreError> {
+        read_keys(&mut self.tx).await
+    }
+
+    /// Inserts a key.
+    pub async fn insert(&mut self, key: &StoredKey) -> Result<(), StoreError> {
         let public_jwk = serde_json::to_string(&key.public)
             .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        let result = sqlx::query(
+        sqlx::query(
             "INSERT INTO signing_keys (kid, alg, state, public_jwk, sealed_private, created_at, \
-             activated_at, deactivated_at, retired_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             activated_at, deactivated_at, retired_at, revoked_at, rotate_requested_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.kid)
         .bind(key.alg.as_str())
@@ -56,14 +73,95 @@ impl Store {
         .bind(key.deactivated_at)
         .bind(key.retired_at)
         .bind(key.revoked_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        .bind(key.rotate_requested_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
+
+    /// `active` → `retiring`: the key stops signing at `now`.
+    pub async fn deactivate(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET state = 'retiring', deactivated_at = ? \
+             WHERE kid = ? AND state = 'active'",
+        )
+        .bind(now)
+        .bind(kid)
+        .execute(&mut *self.tx)
+        .await?;
+        expect_one(done.rows_affected(), kid)
+    }
+
+    /// `next` → `active`: the key signs from `now`.
+    pub async fn activate(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET state = 'active', activated_at = ? WHERE kid = ? AND state = 'next'",
+        )
+        .bind(now)
+        .bind(kid)
+        .execute(&mut *self.tx)
+        .await?;
+        expect_one(done.rows_affected(), kid)
+    }
+
+    /// `retiring` or `next` → `retired`: unpublished, private key erased.
+    pub async fn retire(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = ?, sealed_private = NULL \
+             WHERE kid = ? AND state IN ('retiring', 'next')",
+        )
+        .bind(now)
+        .bind(kid)
+        .execute(&mut *self.tx)
+        .await?;
+        expect_one(done.rows_affected(), kid)
+    }
+
+    /// Any state → `revoked`: unpublished at once, private key erased. An
+    /// active key also stops signing at `now`.
+    pub async fn revoke(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET state = 'revoked', revoked_at = ?, sealed_private = NULL, \
+             deactivated_at = CASE WHEN state = 'active' THEN ? ELSE deactivated_at END \
+             WHERE kid = ? AND state <> 'revoked'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(kid)
+        .execute(&mut *self.tx)
+        .await?;
+        expect_one(done.rows_affected(), kid)
+    }
+
+    /// Asks for the active key to be replaced as soon as the next key may sign.
+    pub async fn request_rotation(&mut self, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE signing_keys SET rotate_requested_at = ? WHERE state = 'active'")
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes every change of this transaction durable.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A key update must touch exactly the one row it names; anything else
+/// means the plan was made on stale data, and the transaction must not commit.
+fn expect_one(rows: u64, kid: &str) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NoSuchKey(kid.to_owned()))
+    }
+}
+
+async fn read_keys(tx: &mut Transaction<'static, Sqlite>) -> Result<Vec<StoredKey>, StoreError> {
+    let rows = sqlx::query(KEY_COLUMNS_SQL).fetch_all(&mut **tx).await?;
+    rows.into_iter().map(key_from_row).collect()
 }
 
 fn key_from_row(row: SqliteRow) -> Result<StoredKey, StoreError> {
@@ -82,6 +180,7 @@ fn key_from_row(row: SqliteRow) -> Result<StoredKey, StoreError> {
         deactivated_at: row.try_get("deactivated_at")?,
         retired_at: row.try_get("retired_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        rotate_requested_at: row.try_get("rotate_requested_at")?,
         kid,
     })
 }

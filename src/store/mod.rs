@@ -2,6 +2,8 @@
 //! another backend (PostgreSQL) can be added without touching handlers.
 
 mod keys;
+
+pub use keys::KeyTransaction;
 mod users;
 
 use std::path::Path;
@@ -31,6 +33,9 @@ pub enum StoreError {
     /// A username that is already taken.
     #[error("user `{0}` already exists")]
     UsernameTaken(String),
+    /// No key by that kid in the state a change expected.
+    #[error("no signing key `{0}` in the expected state")]
+    NoSuchKey(String),
     /// No user by that name.
     #[error("no user named `{0}`")]
     NoSuchUser(String),
