@@ -1,5 +1,6 @@
 //! The `jwtd` binary: parse the command line, run it, report errors on one line.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -14,12 +15,16 @@ async fn main() -> ExitCode {
             let _ = err.print();
             return ExitCode::SUCCESS;
         }
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            eprintln!("jwtd: a command is required (see jwtd --help)");
+            return ExitCode::from(2);
+        }
         Err(err) => {
-            let message = err.to_string();
-            let first_line = message.lines().next().unwrap_or("invalid arguments");
             eprintln!(
                 "jwtd: {} (see jwtd --help)",
-                first_line.trim_start_matches("error: ")
+                one_line_usage_error(&err.to_string())
             );
             return ExitCode::from(2);
         }
@@ -33,6 +38,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match jwtd::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,4 +48,17 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message up to its usage block, on one line.
+fn one_line_usage_error(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_owned()
 }

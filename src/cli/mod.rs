@@ -2,6 +2,7 @@
 //! configuration as `serve`.
 
 mod keys;
+mod token;
 mod users;
 
 use std::path::PathBuf;
@@ -40,11 +41,17 @@ pub enum Command {
         #[command(subcommand)]
         action: users::UsersCommand,
     },
-    /// Inspect signing keys.
+    /// Inspect, rotate, revoke and export signing keys.
     Keys {
         /// What to do with keys.
         #[command(subcommand)]
         action: keys::KeysCommand,
+    },
+    /// Work with tokens offline.
+    Token {
+        /// What to do with a token.
+        #[command(subcommand)]
+        action: token::TokenCommand,
     },
 }
 
@@ -62,7 +69,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users { action } => users::run(action, &open_store(&config).await?).await,
-        Command::Keys { action } => keys::run(action, &open_store(&config).await?).await,
+        Command::Keys { action } => keys::run(action, &open_store(&config).await?, &config).await,
+        Command::Token { action } => token::run(action, &config).await,
     }
 }
 

@@ -67,8 +67,11 @@ fn bearer_token<'a>(header: &'a [u8], types: &[String]) -> Result<&'a str, ApiEr
     let (Some(token), None) = (parts.next(), parts.next()) else {
         return Err(ApiError::BadAuthorizationHeader);
     };
-    std::str::from_utf8(token)
-        .map_err(|_| ApiError::AccessToken(crate::tokens::TokenError::Invalid))
+    std::str::from_utf8(token).map_err(|_| {
+        ApiError::AccessToken(crate::tokens::TokenError::Invalid(
+            crate::tokens::Invalid::Malformed,
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod jwk;
 pub mod lifecycle;
 pub mod material;
+pub mod public_set;
 pub mod ring;
 pub mod schedule;
 pub mod seal;
@@ -14,6 +15,7 @@ use std::str::FromStr;
 
 pub use jwk::PublicJwk;
 pub use material::GeneratedKey;
+pub use public_set::PublicKeySet;
 pub use ring::{KeyRing, KeySet, SigningKey};
 pub use seal::MasterKey;
 

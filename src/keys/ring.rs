@@ -158,6 +158,21 @@ pub struct VerifyingKey {
     pub decoding: DecodingKey,
 }
 
+impl VerifyingKey {
+    /// A verifier for `jwk`, under the one algorithm its type is made for.
+    pub fn new(jwk: &PublicJwk) -> Result<Self, String> {
+        let decoding = match jwk {
+            PublicJwk::Rsa { n, e } => DecodingKey::from_rsa_components(n, e),
+            PublicJwk::Ec { x, y, .. } => DecodingKey::from_ec_components(x, y),
+        }
+        .map_err(|err| err.to_string())?;
+        Ok(Self {
+            alg: jwk.algorithm(),
+            decoding,
+        })
+    }
+}
+
 /// The JWKS document as served: body and strong ETag.
 #[derive(Debug, Clone)]
 pub struct JwksDocument {
@@ -192,9 +207,7 @@ impl KeySet {
         previous: Option<&KeySet>,
         policy: &RotationPolicy,
     ) -> Result<Self, KeyError> {
-        let mut published: Vec<&StoredKey> =
-            keys.iter().filter(|k| k.state.is_published()).collect();
-        published.sort_by_key(|k| (state_order(k.state), k.created_at));
+        let published = published_in_order(keys);
         let signer = match published.iter().find(|k| k.state == KeyState::Active) {
             None => None,
             Some(active) => match previous.and_then(|p| p.signer.clone()) {
@@ -215,10 +228,23 @@ impl KeySet {
         })
     }
 
+    /// The JWKS document of the published keys among `keys`, exactly as
+    /// the server serves it.
+    pub fn jwks_of(keys: &[StoredKey]) -> JwksDocument {
+        jwks_document(&published_in_order(keys))
+    }
+
     /// The verifier for a published `kid`.
     pub fn verifier(&self, kid: &str) -> Option<&VerifyingKey> {
         self.verifiers.get(kid).map(Arc::as_ref)
     }
+}
+
+/// Published keys, the active one first, then next, then retiring.
+fn published_in_order(keys: &[StoredKey]) -> Vec<&StoredKey> {
+    let mut published: Vec<&StoredKey> = keys.iter().filter(|k| k.state.is_published()).collect();
+    published.sort_by_key(|k| (state_order(k.state), k.created_at));
+    published
 }
 
 fn state_order(state: KeyState) -> u8 {
@@ -242,17 +268,9 @@ fn open_signer(key: &StoredKey, master: &MasterKey) -> Result<SigningKey, KeyErr
 }
 
 fn verifying_key(key: &StoredKey) -> Result<VerifyingKey, KeyError> {
-    let decoding = match &key.public {
-        PublicJwk::Rsa { n, e } => DecodingKey::from_rsa_components(n, e),
-        PublicJwk::Ec { x, y, .. } => DecodingKey::from_ec_components(x, y),
-    }
-    .map_err(|err| KeyError::Malformed {
+    VerifyingKey::new(&key.public).map_err(|reason| KeyError::Malformed {
         kid: key.kid.clone(),
-        reason: err.to_string(),
-    })?;
-    Ok(VerifyingKey {
-        alg: key.alg,
-        decoding,
+        reason,
     })
 }
 

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 pub use claims::{Claims, TokenRules};
+pub use verify::KeyLookup;
 
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
@@ -66,9 +67,10 @@ impl FromStr for TokenType {
 #[non_exhaustive]
 pub enum TokenError {
     /// Malformed, badly signed, signed by an unknown, retired or revoked key,
-    /// not yet valid, or for another issuer or audience.
+    /// not yet valid, or for another issuer or audience: simplejwt says only
+    /// "Token is invalid"; the [`Invalid`] says which, for logs and the CLI.
     #[error("Token is invalid")]
-    Invalid,
+    Invalid(Invalid),
     /// Past its `exp` (plus leeway).
     #[error("Token is expired")]
     Expired,
@@ -87,6 +89,42 @@ pub enum TokenError {
     /// No `exp` claim.
     #[error("Token has no 'exp' claim")]
     NoExp,
+}
+
+/// The precise reason behind [`TokenError::Invalid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// Over [`MAX_TOKEN_BYTES`].
+    #[error("token is larger than 8 KiB")]
+    TooLarge,
+    /// Not three base64url parts of JSON objects without duplicate keys.
+    #[error("not a well-formed JWS")]
+    Malformed,
+    /// A header member that would let the token pick its key or rules.
+    #[error("header carries jku, x5u, jwk, x5c or crit")]
+    ForbiddenHeader,
+    /// No published key with the header's kid.
+    #[error("unknown key id (kid)")]
+    UnknownKey,
+    /// The header's `alg` is not the algorithm of the key.
+    #[error("algorithm does not match the key")]
+    WrongAlgorithm,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// A date claim that is not a number, or a non-string id or user id.
+    #[error("malformed claim")]
+    BadClaim,
+    /// `nbf` or `iat` in the future.
+    #[error("not yet valid (nbf or iat in the future)")]
+    NotYetValid,
+    /// Wrong or missing `iss`.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// Wrong or missing `aud`, or an `aud` when none is expected.
+    #[error("wrong audience")]
+    WrongAudience,
 }
 
 /// Why a token could not be issued.
@@ -168,7 +206,7 @@ impl TokenService {
     /// key its `kid` names, then the claims.
     pub fn verify(
         &self,
-        keys: &KeySet,
+        keys: &dyn KeyLookup,
         token: &str,
         expect: Expect,
         now: UnixTime,
