@@ -1,1 +1,732 @@
-//! (being written)
+//! The `jwtd` command line (SPEC §2 and §6), run as a real process in a
+//! fresh temporary directory with no inherited `JWTD_*` variables.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// How long a short-lived command may run before the test gives up on it.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+/// How long `serve` may take to log its listen address.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// What a finished command left behind.
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Panics unless the command exited 0.
+    #[track_caller]
+    fn ok(self) -> Self {
+        assert!(
+            self.status.success(),
+            "expected success, got {}\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command failed with exactly one line on stderr
+    /// that contains every one of `needles` and no trace of a panic.
+    #[track_caller]
+    fn one_line_error(self, needles: &[&str]) -> String {
+        assert!(
+            !self.status.success(),
+            "expected failure, got {}\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one line on stderr, got {}: {:?}",
+            lines.len(),
+            self.stderr
+        );
+        let line = lines[0].to_owned();
+        assert!(!line.trim().is_empty(), "the error line is blank");
+        for needle in needles {
+            assert!(
+                line.contains(needle),
+                "stderr line {line:?} does not mention {needle:?}"
+            );
+        }
+        for forbidden in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+            assert!(
+                !line.to_lowercase().contains(&forbidden.to_lowercase()),
+                "stderr line {line:?} contains {forbidden:?}"
+            );
+        }
+        line
+    }
+}
+
+/// `jwtd ARGS` in `dir`, with no `JWTD_*`, `RUST_LOG` or backtrace variables
+/// inherited.
+fn jwtd_command<I, S>(dir: &Path, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtd"));
+    command.current_dir(dir).args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("JWTD_") {
+            command.env_remove(name);
+        }
+    }
+    for name in ["RUST_LOG", "RUST_BACKTRACE", "RUST_LIB_BACKTRACE"] {
+        command.env_remove(name);
+    }
+    command
+}
+
+unsafe extern "C" {
+    /// POSIX `setsid(2)`, from the C library std already links.
+    fn setsid() -> i32;
+}
+
+/// Runs `jwtd ARGS` in `dir` with `envs` set and `stdin` fed to it (or
+/// `/dev/null`), in a session of its own so it has no controlling terminal
+/// (a password prompt fails instead of waiting on the developer's tty).
+fn jwtd_with(dir: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    let mut command = jwtd_command(dir, args);
+    command.envs(envs.iter().copied());
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            if setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("jwtd starts");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        pipe.write_all(text.as_bytes()).expect("stdin written");
+        // Dropping the pipe closes it: the command sees end of file.
+    }
+    let stdout = drain(child.stdout.take().expect("stdout pipe"));
+    let stderr = drain(child.stderr.take().expect("stderr pipe"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for jwtd") {
+            break status;
+        }
+        if started.elapsed() > COMMAND_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "jwtd {args:?} still running after {COMMAND_DEADLINE:?}; stderr: {}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// `jwtd ARGS` in `dir` with the given standard input.
+fn jwtd(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    jwtd_with(dir, args, &[], stdin)
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// The `users list` row of `name`, split on whitespace, if any.
+fn user_row(dir: &Path, name: &str) -> Option<Vec<String>> {
+    let run = jwtd(dir, &["users", "list"], None).ok();
+    run.stdout
+        .lines()
+        .map(|line| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .find(|cols| cols.get(1).map(String::as_str) == Some(name))
+}
+
+/// Whether `name` is shown as active by `users list`.
+#[track_caller]
+fn listed_active(dir: &Path, name: &str) -> String {
+    let row = user_row(dir, name).unwrap_or_else(|| panic!("{name} is not listed"));
+    row.get(2).cloned().expect("an active column")
+}
+
+/// Removes ANSI colour sequences from a log line.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A `jwtd serve` child process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `jwtd serve` on 127.0.0.1:0 in `dir` and waits (bounded) for
+    /// it to log its address.
+    fn start(dir: &Path, envs: &[(&str, &str)]) -> Server {
+        let mut command = jwtd_command(dir, ["serve"]);
+        command
+            .env("JWTD_BIND", "127.0.0.1:0")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("jwtd serve starts");
+        let stderr = child.stderr.take().expect("stderr pipe");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        let reader_log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                reader_log.lock().unwrap().push(line.clone());
+                // Keep draining after the test stops listening.
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            log,
+        };
+        let deadline = Instant::now() + LISTEN_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) => {
+                    if line.contains("jwtd listening") {
+                        let addr = line
+                            .split_whitespace()
+                            .find_map(|word| word.strip_prefix("addr="))
+                            .unwrap_or_else(|| panic!("no addr= in {line:?}"));
+                        server.addr = addr.to_owned();
+                        return server;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "jwtd serve did not log its address within {LISTEN_DEADLINE:?}: {:?}",
+                        server.log()
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = server.child.wait().ok();
+                    panic!(
+                        "jwtd serve exited ({status:?}) before listening: {:?}",
+                        server.log()
+                    )
+                }
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Kills the server and waits for it.
+    fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn login(client: &reqwest::Client, server: &Server, user: &str, pass: &str) -> StatusCode {
+    client
+        .post(server.url("/api/token/"))
+        .json(&json!({"username": user, "password": pass}))
+        .send()
+        .await
+        .expect("login request sent")
+        .status()
+}
+
+fn keys_json(dir: &Path) -> Vec<Value> {
+    let run = jwtd(dir, &["keys", "list", "--json"], None).ok();
+    let value: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|err| panic!("keys list --json is not JSON ({err}): {}", run.stdout));
+    value.as_array().expect("a JSON array of keys").clone()
+}
+
+// --- migrate and users ----------------------------------------------------
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempdir();
+    jwtd(dir.path(), &["migrate"], None).ok();
+    assert!(dir.path().join("jwtd.db").is_file(), "jwtd.db was created");
+    // Running it again is harmless.
+    jwtd(dir.path(), &["migrate"], None).ok();
+}
+
+#[test]
+fn users_add_list_disable_enable_set_password() {
+    let dir = tempdir();
+    let d = dir.path();
+    jwtd(d, &["migrate"], None).ok();
+
+    jwtd(
+        d,
+        &["users", "add", "alice", "--password-stdin"],
+        Some("pw\n"),
+    )
+    .ok();
+    assert_eq!(listed_active(d, "alice"), "yes");
+
+    let line = jwtd(
+        d,
+        &["users", "add", "alice", "--password-stdin"],
+        Some("pw\n"),
+    )
+    .one_line_error(&[]);
+    assert!(line.contains("alice"), "names the user: {line}");
+
+    jwtd(d, &["users", "disable", "alice"], None).ok();
+    assert_eq!(listed_active(d, "alice"), "no");
+    jwtd(d, &["users", "enable", "alice"], None).ok();
+    assert_eq!(listed_active(d, "alice"), "yes");
+
+    jwtd(
+        d,
+        &["users", "set-password", "alice", "--password-stdin"],
+        Some("new password\n"),
+    )
+    .ok();
+
+    jwtd(
+        d,
+        &["users", "add", "bob", "--password-stdin", "--inactive"],
+        Some("pw\n"),
+    )
+    .ok();
+    assert_eq!(listed_active(d, "bob"), "no");
+}
+
+#[test]
+fn users_add_refuses_bad_input() {
+    let dir = tempdir();
+    let d = dir.path();
+    jwtd(d, &["migrate"], None).ok();
+
+    jwtd(
+        d,
+        &["users", "add", "bad name", "--password-stdin"],
+        Some("pw\n"),
+    )
+    .one_line_error(&[]);
+    assert!(user_row(d, "bad").is_none());
+
+    jwtd(d, &["users", "add", "carol", "--password-stdin"], Some("")).one_line_error(&[]);
+    jwtd(
+        d,
+        &["users", "add", "carol", "--password-stdin"],
+        Some("\n"),
+    )
+    .one_line_error(&[]);
+    assert!(user_row(d, "carol").is_none(), "no user without a password");
+
+    // No --password-stdin and no terminal to prompt on.
+    jwtd(d, &["users", "add", "carol"], None).one_line_error(&["--password-stdin"]);
+    assert!(user_row(d, "carol").is_none());
+}
+
+#[test]
+fn unknown_users_are_one_line_errors() {
+    let dir = tempdir();
+    let d = dir.path();
+    jwtd(d, &["migrate"], None).ok();
+    jwtd(d, &["users", "disable", "ghost"], None).one_line_error(&["ghost"]);
+    jwtd(d, &["users", "enable", "ghost"], None).one_line_error(&["ghost"]);
+    jwtd(
+        d,
+        &["users", "set-password", "ghost", "--password-stdin"],
+        Some("pw\n"),
+    )
+    .one_line_error(&["ghost"]);
+    assert!(user_row(d, "ghost").is_none());
+}
+
+// --- configuration ----------------------------------------------------------
+
+#[test]
+fn config_flag_before_or_after_the_subcommand() {
+    for args in [
+        ["--config", "jwtd.toml", "migrate"],
+        ["migrate", "--config", "jwtd.toml"],
+    ] {
+        let dir = tempdir();
+        let d = dir.path();
+        std::fs::write(
+            d.join("jwtd.toml"),
+            "database_url = \"sqlite://other.db\"\n",
+        )
+        .unwrap();
+        jwtd(d, &args, None).ok();
+        assert!(d.join("other.db").is_file(), "{args:?} created other.db");
+        assert!(!d.join("jwtd.db").exists(), "{args:?} left jwtd.db alone");
+    }
+
+    // After a nested subcommand too, and every command honours it.
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(
+        d.join("jwtd.toml"),
+        "database_url = \"sqlite://other.db\"\n",
+    )
+    .unwrap();
+    jwtd(
+        d,
+        &[
+            "users",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--config",
+            "jwtd.toml",
+        ],
+        Some("pw\n"),
+    )
+    .ok();
+    assert!(d.join("other.db").is_file());
+    let listed = jwtd(d, &["users", "list", "--config", "jwtd.toml"], None).ok();
+    assert!(listed.stdout.contains("alice"), "{}", listed.stdout);
+}
+
+#[test]
+fn jwtd_config_variable_names_the_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(
+        d.join("conf.toml"),
+        "database_url = \"sqlite://from-env.db\"\n",
+    )
+    .unwrap();
+    jwtd_with(d, &["migrate"], &[("JWTD_CONFIG", "conf.toml")], None).ok();
+    assert!(d.join("from-env.db").is_file());
+    assert!(!d.join("jwtd.db").exists());
+
+    // Variables override the file.
+    jwtd_with(
+        d,
+        &["migrate"],
+        &[
+            ("JWTD_CONFIG", "conf.toml"),
+            ("JWTD_DATABASE_URL", "sqlite://override.db"),
+        ],
+        None,
+    )
+    .ok();
+    assert!(d.join("override.db").is_file());
+}
+
+/// Runs `migrate` with a config file (if any) and variables, and expects a
+/// one-line error naming `needles`, before anything is created.
+#[track_caller]
+fn expect_config_error(toml: Option<&str>, envs: &[(&str, &str)], needles: &[&str]) {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut args = vec!["migrate"];
+    if let Some(text) = toml {
+        std::fs::write(d.join("jwtd.toml"), text).unwrap();
+        args.extend(["--config", "jwtd.toml"]);
+    }
+    jwtd_with(d, &args, envs, None).one_line_error(needles);
+    assert!(
+        !d.join("jwtd.db").exists(),
+        "a bad configuration stops before the database is created"
+    );
+}
+
+#[test]
+fn unknown_key_in_the_config_file() {
+    expect_config_error(
+        Some("acces_token_lifetime = \"5m\"\n"),
+        &[],
+        &["acces_token_lifetime"],
+    );
+}
+
+#[test]
+fn unknown_jwtd_variable() {
+    expect_config_error(None, &[("JWTD_FOO", "1")], &["JWTD_FOO"]);
+}
+
+#[test]
+fn bad_rsa_bits() {
+    expect_config_error(None, &[("JWTD_RSA_BITS", "1024")], &["rsa_bits"]);
+    expect_config_error(Some("rsa_bits = 1024\n"), &[], &["rsa_bits"]);
+}
+
+#[test]
+fn bad_duration() {
+    expect_config_error(
+        None,
+        &[("JWTD_ACCESS_TOKEN_LIFETIME", "5 minutes")],
+        &["access_token_lifetime"],
+    );
+}
+
+#[test]
+fn jwks_max_age_longer_than_key_prepublish() {
+    expect_config_error(None, &[("JWTD_JWKS_MAX_AGE", "2d")], &["jwks_max_age"]);
+    expect_config_error(
+        Some("key_prepublish = \"1m\"\njwks_max_age = \"5m\"\n"),
+        &[],
+        &["jwks_max_age"],
+    );
+}
+
+#[test]
+fn config_file_that_is_not_toml() {
+    expect_config_error(Some("this is not [toml\n= at all\n"), &[], &["jwtd.toml"]);
+}
+
+#[test]
+fn missing_config_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    jwtd(d, &["--config", "nope.toml", "migrate"], None).one_line_error(&["nope.toml"]);
+    jwtd_with(d, &["migrate"], &[("JWTD_CONFIG", "nope.toml")], None)
+        .one_line_error(&["nope.toml"]);
+    assert!(!d.join("jwtd.db").exists());
+}
+
+#[test]
+fn every_command_checks_the_configuration() {
+    let dir = tempdir();
+    let d = dir.path();
+    let envs = [("JWTD_RSA_BITS", "1024")];
+    for args in [
+        &["serve"][..],
+        &["users", "list"],
+        &["keys", "list"],
+        &["users", "disable", "alice"],
+    ] {
+        jwtd_with(d, args, &envs, None).one_line_error(&["rsa_bits"]);
+    }
+    assert!(!d.join("jwtd.db").exists());
+    assert!(!d.join("keys/master.key").exists());
+}
+
+// --- bad arguments ------------------------------------------------------------
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    let dir = tempdir();
+    let d = dir.path();
+    for args in [
+        &["frobnicate"][..],
+        &["users", "add"],
+        &["users", "add", "alice", "--bogus"],
+        &["keys", "list", "extra"],
+        &[],
+    ] {
+        jwtd(d, args, None).one_line_error(&[]);
+    }
+    assert!(!d.join("jwtd.db").exists());
+}
+
+// --- serve, keys --------------------------------------------------------------
+
+#[tokio::test]
+async fn serve_creates_keys_and_the_cli_manages_users_live() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempdir();
+    let d = dir.path();
+    let server = Server::start(d, &[]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    let health = client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz request sent");
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let master = d.join("keys/master.key");
+    let mode = std::fs::metadata(&master)
+        .expect("keys/master.key exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "master key mode is {:o}", mode & 0o777);
+    assert!(d.join("jwtd.db").is_file());
+
+    // Users made by the CLI can log in to the running server.
+    jwtd(
+        d,
+        &["users", "add", "alice", "--password-stdin"],
+        Some("pw\n"),
+    )
+    .ok();
+    assert_eq!(login(&client, &server, "alice", "pw").await, StatusCode::OK);
+    assert_eq!(
+        login(&client, &server, "alice", "pw\n").await,
+        StatusCode::UNAUTHORIZED,
+        "the trailing newline is not part of the password"
+    );
+
+    // Only one trailing newline is stripped.
+    jwtd(
+        d,
+        &["users", "add", "bob", "--password-stdin"],
+        Some("two\n\n"),
+    )
+    .ok();
+    assert_eq!(
+        login(&client, &server, "bob", "two\n").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login(&client, &server, "bob", "two").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    jwtd(
+        d,
+        &["users", "set-password", "alice", "--password-stdin"],
+        Some("pw2\n"),
+    )
+    .ok();
+    assert_eq!(
+        login(&client, &server, "alice", "pw").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&client, &server, "alice", "pw2").await,
+        StatusCode::OK
+    );
+
+    jwtd(d, &["users", "disable", "alice"], None).ok();
+    assert_eq!(
+        login(&client, &server, "alice", "pw2").await,
+        StatusCode::UNAUTHORIZED
+    );
+    jwtd(d, &["users", "enable", "alice"], None).ok();
+    assert_eq!(
+        login(&client, &server, "alice", "pw2").await,
+        StatusCode::OK
+    );
+
+    server.stop();
+
+    let keys = keys_json(d);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let mut states: Vec<&str> = keys.iter().map(|k| k["state"].as_str().unwrap()).collect();
+    states.sort_unstable();
+    assert_eq!(states, ["active", "next"]);
+    for key in &keys {
+        assert_eq!(key["alg"], "RS256", "{key}");
+    }
+
+    let table = jwtd(d, &["keys", "list"], None).ok();
+    for key in &keys {
+        let kid = key["kid"].as_str().expect("a kid");
+        assert!(!kid.is_empty());
+        assert!(table.stdout.contains(kid), "{kid} in {}", table.stdout);
+    }
+}
+
+#[test]
+fn serve_refuses_a_different_master_key() {
+    let dir = tempdir();
+    let d = dir.path();
+    Server::start(d, &[]).stop();
+    let before = keys_json(d);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // A valid key, but not the one the private keys were sealed with.
+    let other = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="; // 32 bytes
+    let line = jwtd_with(
+        d,
+        &["serve"],
+        &[("JWTD_BIND", "127.0.0.1:0"), ("JWTD_MASTER_KEY", other)],
+        None,
+    )
+    .one_line_error(&[]);
+    assert!(
+        line.to_lowercase().contains("master key"),
+        "mentions the master key: {line}"
+    );
+
+    let after = keys_json(d);
+    assert_eq!(before, after, "no key was created or changed");
+}
