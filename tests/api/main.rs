@@ -7,3 +7,5 @@ mod errors;
 mod helpers;
 mod interop;
 mod story;
+mod rotation;
+mod rotation_live;
