@@ -42,13 +42,13 @@ pub async fn spawn_app() -> TestApp {
 /// A server whose configuration `configure` adjusts.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
-    let mut config = test_config(&dir.path().to_path_buf());
+    let mut config = test_config(dir.path());
     configure(&mut config);
     start(config, dir, Arc::new(ManualClock::starting_now())).await
 }
 
 /// The default configuration, pointed at files inside `dir`.
-pub fn test_config(dir: &PathBuf) -> Config {
+pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         database_url: format!("sqlite://{}", dir.join("jwtd.db").display()),
         bind: "127.0.0.1:0".parse().unwrap(),
