@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::keys::lifecycle::{self, KeyMaking};
@@ -23,6 +23,9 @@ use crate::users::PasswordHasher;
 /// How often a server runs the key schedule and looks for key changes made
 /// by other processes.
 pub const KEY_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often `serve` deletes expired token records: daily, by the clock.
+const FLUSH_INTERVAL: i64 = 86_400;
 
 /// Why the issuer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -124,11 +127,12 @@ impl Issuer {
     }
 }
 
-/// Runs the key schedule and rebuilds the key ring whenever the store's
-/// key-set version moves.
+/// Runs the key schedule, rebuilds the key ring whenever the store's
+/// key-set version moves, and flushes expired token records daily.
 async fn keep_keys_current(state: AppState, keeper: KeyKeeper, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(KEY_POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_flush: Option<UnixTime> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -142,6 +146,15 @@ async fn keep_keys_current(state: AppState, keeper: KeyKeeper, mut stop: watch::
         }
         if let Err(err) = reload_keys(&state, &keeper.master, &keeper.making.policy).await {
             tracing::error!(error = %err, "could not reload signing keys; keeping the current ones");
+        }
+        if last_flush.is_none_or(|at| now - at >= FLUSH_INTERVAL) {
+            last_flush = Some(now);
+            match state.store.flush_expired(now).await {
+                Ok(count) => tracing::info!(event = "flush_expired", tokens = count),
+                Err(err) => {
+                    tracing::error!(error = %err, "flushing expired tokens failed; will retry tomorrow")
+                }
+            }
         }
     }
 }

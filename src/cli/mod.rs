@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::server::Issuer;
 use crate::store::Store;
@@ -47,6 +47,8 @@ pub enum Command {
         #[command(subcommand)]
         action: keys::KeysCommand,
     },
+    /// Delete expired outstanding and blacklisted tokens.
+    FlushExpired,
     /// Work with tokens offline.
     Token {
         /// What to do with a token.
@@ -71,6 +73,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { action } => users::run(action, &open_store(&config).await?).await,
         Command::Keys { action } => keys::run(action, &open_store(&config).await?, &config).await,
         Command::Token { action } => token::run(action, &config).await,
+        Command::FlushExpired => {
+            let count = open_store(&config)
+                .await?
+                .flush_expired(SystemClock.now())
+                .await?;
+            println!("deleted {count} expired token record(s)");
+            Ok(())
+        }
     }
 }
 

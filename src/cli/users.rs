@@ -35,6 +35,11 @@ pub enum UsersCommand {
         /// Username.
         name: String,
     },
+    /// Blacklist every outstanding refresh and sliding token of a user.
+    LogoutAll {
+        /// Username.
+        name: String,
+    },
     /// Change a user's password.
     SetPassword {
         /// Username.
@@ -81,6 +86,20 @@ pub async fn run(command: UsersCommand, store: &Store) -> anyhow::Result<()> {
         UsersCommand::Enable { name } => {
             store.set_user_active(&name, true).await?;
             println!("enabled user {name}");
+        }
+        UsersCommand::LogoutAll { name } => {
+            let user = store
+                .user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user named `{name}`"))?;
+            let count = store.logout_all(user.id, SystemClock.now()).await?;
+            tracing::info!(
+                event = "logout_all",
+                user_id = user.id,
+                tokens = count,
+                via = "cli"
+            );
+            println!("blacklisted {count} outstanding token(s) of {name}");
         }
         UsersCommand::SetPassword {
             name,

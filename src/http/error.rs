@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::keys::KeyError;
 use crate::store::StoreError;
-use crate::tokens::{IssueError, TokenError};
+use crate::tokens::{IssueError, SessionError, TokenError};
 
 /// The `WWW-Authenticate` challenge sent with every 401.
 const CHALLENGE: &str = r#"Bearer realm="api""#;
@@ -71,6 +71,16 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         Self::Internal(err.to_string())
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Token(err) => Self::Token(err),
+            SessionError::NoActiveAccount => Self::NoActiveAccountForToken,
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

@@ -20,9 +20,10 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, KeySet};
 use crate::store::Store;
-use crate::tokens::TokenService;
+use crate::tokens::refresh::RefreshPolicy;
+use crate::tokens::{Sessions, TokenService};
 use crate::users::PasswordHasher;
 
 /// What every handler can reach; cheap to clone.
@@ -42,12 +43,31 @@ pub struct AppState {
     pub config: Arc<Config>,
 }
 
+impl AppState {
+    /// The refresh-token lifecycle, with the key set of one request.
+    pub fn sessions<'a>(&'a self, keys: &'a KeySet) -> Sessions<'a> {
+        Sessions {
+            store: &self.store,
+            tokens: &self.tokens,
+            keys,
+            policy: RefreshPolicy::new(&self.config),
+        }
+    }
+}
+
 /// The full router with its state.
 pub fn router(state: AppState) -> Router {
     let routes = [
         ("/api/token/", post(token_views::obtain_pair)),
         ("/api/token/refresh/", post(token_views::refresh)),
         ("/api/token/verify/", post(token_views::verify)),
+        ("/api/token/blacklist/", post(token_views::blacklist)),
+        ("/api/token/logout-all/", post(token_views::logout_all)),
+        ("/api/token/sliding/", post(token_views::obtain_sliding)),
+        (
+            "/api/token/sliding/refresh/",
+            post(token_views::refresh_sliding),
+        ),
         ("/api/me/", get(me::me)),
         ("/.well-known/jwks.json", get(jwks::jwks)),
         ("/healthz", get(healthz)),

@@ -1,36 +1,25 @@
-//! The token endpoints: obtain a pair, refresh, verify.
+//! The token endpoints: obtain a pair, refresh, verify, blacklist, log out
+//! everywhere, and the sliding-token pair of endpoints.
 
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
 
 use super::body::{Fields, Trim};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Authenticated};
 use crate::tokens::{Expect, TokenType};
-use crate::users::{self, Password};
+use crate::users::{self, Password, User};
 
 /// `POST /api/token/`: username and password for an access and a refresh token.
 pub async fn obtain_pair(
     State(app): State<AppState>,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
-    let [username, password] = fields.strings([("username", Trim::Yes), ("password", Trim::No)])?;
-    let user = users::authenticate(
-        &app.store,
-        &app.passwords,
-        &username,
-        Password::new(password),
-    )
-    .await?
-    .ok_or(ApiError::BadCredentials)?;
+    let user = authenticate(&app, &fields).await?;
     let now = app.clock.now();
     let keys = app.keys.current();
-    let user_id = user.id.to_string();
-    let (refresh, _) = app.tokens.issue(&keys, TokenType::Refresh, &user_id, now)?;
-    let (access, _) = app.tokens.issue(&keys, TokenType::Access, &user_id, now)?;
-    if app.config.update_last_login {
-        app.store.record_login(user.id, now).await?;
-    }
+    let (access, refresh) = app.sessions(&keys).login(user.id, now).await?;
+    record_login(&app, &user, now).await?;
     Ok(Json(json!({"refresh": refresh, "access": access})))
 }
 
@@ -44,33 +33,121 @@ pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Json
         .tokens
         .verify(&keys, &token, Expect::Type(TokenType::Refresh), now)
         .map_err(ApiError::Token)?;
-    let user = match claims.user_id.parse::<i64>() {
-        Ok(id) => app.store.user_by_id(id).await?,
-        Err(_) => None,
-    };
-    if !user.is_some_and(|user| user.is_active) {
-        return Err(ApiError::NoActiveAccountForToken);
-    }
+    let refreshed = app.sessions(&keys).refresh(&claims, now).await?;
     let mut body = Map::new();
-    let (access, _) = app
-        .tokens
-        .issue(&keys, TokenType::Access, &claims.user_id, now)?;
-    body.insert("access".into(), access.into());
-    if app.config.rotate_refresh_tokens {
-        let (refresh, _) = app
-            .tokens
-            .issue(&keys, TokenType::Refresh, &claims.user_id, now)?;
+    body.insert("access".into(), refreshed.access.into());
+    if let Some(refresh) = refreshed.refresh {
         body.insert("refresh".into(), refresh.into());
     }
     Ok(Json(Value::Object(body)))
 }
 
-/// `POST /api/token/verify/`: 200 `{}` for any valid token jwtd issued.
+/// `POST /api/token/verify/`: 200 `{}` for any valid token jwtd issued that
+/// is not blacklisted.
 pub async fn verify(State(app): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
     let [token] = fields.strings([("token", Trim::Yes)])?;
     let now = app.clock.now();
-    app.tokens
-        .verify(&app.keys.current(), &token, Expect::AnyType, now)
+    let keys = app.keys.current();
+    let claims = app
+        .tokens
+        .verify(&keys, &token, Expect::AnyType, now)
         .map_err(ApiError::Token)?;
+    app.sessions(&keys).check_not_blacklisted(&claims).await?;
     Ok(Json(json!({})))
+}
+
+/// `POST /api/token/blacklist/`: blacklists a refresh token.
+pub async fn blacklist(
+    State(app): State<AppState>,
+    fields: Fields,
+) -> Result<Json<Value>, ApiError> {
+    let [token] = fields.strings([("refresh", Trim::Yes)])?;
+    let now = app.clock.now();
+    let keys = app.keys.current();
+    let claims = app
+        .tokens
+        .verify(&keys, &token, Expect::Type(TokenType::Refresh), now)
+        .map_err(ApiError::Token)?;
+    app.sessions(&keys).blacklist(&claims, now).await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/token/logout-all/`: blacklists every outstanding refresh and
+/// sliding token of the access token's user.
+pub async fn logout_all(
+    State(app): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let now = app.clock.now();
+    let count = app.store.logout_all(auth.user.id, now).await?;
+    tracing::info!(
+        event = "logout_all",
+        user_id = auth.user.id,
+        tokens = count,
+        via = "http"
+    );
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/token/sliding/`: username and password for a sliding token.
+pub async fn obtain_sliding(
+    State(app): State<AppState>,
+    fields: Fields,
+) -> Result<Json<Value>, ApiError> {
+    let user = authenticate(&app, &fields).await?;
+    let now = app.clock.now();
+    let keys = app.keys.current();
+    let token = app.sessions(&keys).login_sliding(user.id, now).await?;
+    record_login(&app, &user, now).await?;
+    Ok(Json(json!({"token": token})))
+}
+
+/// `POST /api/token/sliding/refresh/`: a sliding token, before its `exp`
+/// and `refresh_exp`, for a new one with a later `exp`.
+pub async fn refresh_sliding(
+    State(app): State<AppState>,
+    fields: Fields,
+) -> Result<Json<Value>, ApiError> {
+    let [token] = fields.strings([("token", Trim::Yes)])?;
+    let now = app.clock.now();
+    let keys = app.keys.current();
+    let claims = app
+        .tokens
+        .verify(&keys, &token, Expect::Type(TokenType::Sliding), now)
+        .map_err(ApiError::Token)?;
+    let token = app.sessions(&keys).refresh_sliding(&claims, now).await?;
+    Ok(Json(json!({"token": token})))
+}
+
+/// The active user named by the body's username and password.
+async fn authenticate(app: &AppState, fields: &Fields) -> Result<User, ApiError> {
+    let [username, password] = fields.strings([("username", Trim::Yes), ("password", Trim::No)])?;
+    let user = users::authenticate(
+        &app.store,
+        &app.passwords,
+        &username,
+        Password::new(password),
+    )
+    .await?;
+    match user {
+        Some(user) => {
+            tracing::info!(event = "login_succeeded", user_id = user.id, %username);
+            Ok(user)
+        }
+        None => {
+            tracing::info!(event = "login_failed", %username);
+            Err(ApiError::BadCredentials)
+        }
+    }
+}
+
+async fn record_login(
+    app: &AppState,
+    user: &User,
+    now: crate::clock::UnixTime,
+) -> Result<(), ApiError> {
+    if app.config.update_last_login {
+        app.store.touch_last_login(user.id, now).await?;
+    }
+    Ok(())
 }

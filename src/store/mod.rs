@@ -2,9 +2,11 @@
 //! another backend (PostgreSQL) can be added without touching handlers.
 
 mod keys;
+mod tokens;
+mod users;
 
 pub use keys::KeyTransaction;
-mod users;
+pub use tokens::{NewToken, RefreshTransaction};
 
 use std::path::Path;
 use std::time::Duration;

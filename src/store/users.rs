@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// Records a successful login.
-    pub async fn record_login(&self, user_id: i64, now: UnixTime) -> Result<(), StoreError> {
+    pub async fn touch_last_login(&self, user_id: i64, now: UnixTime) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
             .bind(now)
             .bind(user_id)

@@ -3,6 +3,8 @@
 //! names, under that key's own algorithm ([`TokenService::verify`]).
 
 mod claims;
+pub mod refresh;
+pub mod sessions;
 mod strict_json;
 mod verify;
 
@@ -12,6 +14,8 @@ use std::str::FromStr;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 pub use claims::{Claims, TokenRules};
+pub use refresh::TokenRecord;
+pub use sessions::{Refreshed, SessionError, Sessions};
 pub use verify::KeyLookup;
 
 use crate::clock::{UnixTime, seconds};
@@ -89,6 +93,9 @@ pub enum TokenError {
     /// No `exp` claim.
     #[error("Token has no 'exp' claim")]
     NoExp,
+    /// A sliding token past its `refresh_exp`.
+    #[error("Token 'refresh_exp' claim has expired")]
+    RefreshExpired,
 }
 
 /// The precise reason behind [`TokenError::Invalid`].
@@ -125,6 +132,10 @@ pub enum Invalid {
     /// Wrong or missing `aud`, or an `aud` when none is expected.
     #[error("wrong audience")]
     WrongAudience,
+    /// Signed by us, but not recorded as outstanding (refresh and sliding
+    /// tokens only): flushed after expiry, or the database was restored.
+    #[error("token not recorded as outstanding")]
+    NotRecorded,
 }
 
 /// Why a token could not be issued.
@@ -200,6 +211,23 @@ impl TokenService {
         };
         let token = signer.sign(&self.rules.to_json(&claims))?;
         Ok((token, claims))
+    }
+
+    /// A sliding token with the same id and `refresh_exp` as `claims`, and
+    /// a new `exp` and `iat`.
+    pub fn reissue_sliding(
+        &self,
+        keys: &KeySet,
+        claims: &Claims,
+        now: UnixTime,
+    ) -> Result<String, IssueError> {
+        let signer = keys.signer.as_ref().ok_or(IssueError::NoSigningKey)?;
+        let renewed = Claims {
+            exp: now.saturating_add(self.sliding_lifetime),
+            iat: now,
+            ..claims.clone()
+        };
+        Ok(signer.sign(&self.rules.to_json(&renewed))?)
     }
 
     /// Verifies `token` at time `now`: signature under the algorithm of the

@@ -1,0 +1,199 @@
+//! The refresh-token lifecycle against the store: logins open a family,
+//! refreshes rotate inside one transaction, reuse revokes the family,
+//! blacklisting and logging out everywhere. Decisions come from
+//! [`refresh::decide`](super::refresh::decide); this module signs and
+//! writes.
+
+use super::refresh::{self, Decision, RefreshPolicy};
+use super::{Claims, IssueError, TokenError, TokenService, TokenType, new_jti};
+use crate::clock::UnixTime;
+use crate::keys::KeySet;
+use crate::store::{NewToken, Store, StoreError};
+use crate::tokens::Invalid;
+
+/// Why a lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The presented token is refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token's user is inactive or gone.
+    #[error("no active account for the token")]
+    NoActiveAccount,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+/// An access token and, when rotating, a new refresh token.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// The new access token.
+    pub access: String,
+    /// The new refresh token, if rotation is on.
+    pub refresh: Option<String>,
+}
+
+/// Everything a lifecycle operation needs.
+pub struct Sessions<'a> {
+    /// The database.
+    pub store: &'a Store,
+    /// Issues and verifies tokens.
+    pub tokens: &'a TokenService,
+    /// The key set of this request.
+    pub keys: &'a KeySet,
+    /// Rotation and reuse settings.
+    pub policy: RefreshPolicy,
+}
+
+impl Sessions<'_> {
+    /// A new login: an access and a refresh token, the refresh token
+    /// recorded in a new family.
+    pub async fn login(
+        &self,
+        user_id: i64,
+        now: UnixTime,
+    ) -> Result<(String, String), SessionError> {
+        let user = user_id.to_string();
+        let (refresh, claims) = self
+            .tokens
+            .issue(self.keys, TokenType::Refresh, &user, now)?;
+        let (access, _) = self
+            .tokens
+            .issue(self.keys, TokenType::Access, &user, now)?;
+        let family = new_jti();
+        self.store
+            .record_login(&family, &outstanding(user_id, &claims, Some(&family)), now)
+            .await?;
+        Ok((access, refresh))
+    }
+
+    /// A new sliding token, recorded until its `refresh_exp`.
+    pub async fn login_sliding(&self, user_id: i64, now: UnixTime) -> Result<String, SessionError> {
+        let (token, claims) =
+            self.tokens
+                .issue(self.keys, TokenType::Sliding, &user_id.to_string(), now)?;
+        self.store
+            .record_sliding(&outstanding(user_id, &claims, None), now)
+            .await?;
+        Ok(token)
+    }
+
+    /// Refreshes with a verified refresh token, in one transaction.
+    pub async fn refresh(&self, claims: &Claims, now: UnixTime) -> Result<Refreshed, SessionError> {
+        let user_id = claims
+            .user_id
+            .parse::<i64>()
+            .map_err(|_| SessionError::NoActiveAccount)?;
+        // Sign before taking the write lock, so it is held for SQL only.
+        let (access, _) = self
+            .tokens
+            .issue(self.keys, TokenType::Access, &claims.user_id, now)?;
+        let rotated = match self.policy.rotate {
+            true => Some(
+                self.tokens
+                    .issue(self.keys, TokenType::Refresh, &claims.user_id, now)?,
+            ),
+            false => None,
+        };
+        let mut tx = self.store.refresh_transaction().await?;
+        let record = tx.record(&claims.jti).await?;
+        let decision = refresh::decide(record.as_ref(), now, &self.policy);
+        match &decision {
+            Decision::Refuse(err) => return Err((*err).into()),
+            Decision::RevokeFamily(family) => {
+                tx.revoke_family(family, now).await?;
+                tx.commit().await?;
+                tracing::warn!(event = "refresh_reuse_detected", user_id, family = %family);
+                tracing::warn!(event = "family_revoked", user_id, family = %family);
+                return Err(TokenError::Blacklisted.into());
+            }
+            _ => {}
+        }
+        if !tx.user_is_active(user_id).await? {
+            return Err(SessionError::NoActiveAccount);
+        }
+        let family = record.and_then(|r| r.family_id);
+        if let Some((_, new_claims)) = &rotated {
+            let new = outstanding(user_id, new_claims, family.as_deref());
+            if let Decision::Retry {
+                superseded: Some(superseded),
+            } = &decision
+            {
+                tx.blacklist(superseded, now).await?;
+            }
+            tx.rotate(&claims.jti, &new, self.policy.blacklist_after_rotation, now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Refreshed {
+            access,
+            refresh: rotated.map(|(token, _)| token),
+        })
+    }
+
+    /// Refreshes a verified sliding token: same id and `refresh_exp`, new
+    /// `exp` and `iat`.
+    pub async fn refresh_sliding(
+        &self,
+        claims: &Claims,
+        now: UnixTime,
+    ) -> Result<String, SessionError> {
+        let refresh_exp = claims
+            .refresh_exp
+            .ok_or(TokenError::Invalid(Invalid::BadClaim))?;
+        if refresh_exp <= now {
+            return Err(TokenError::RefreshExpired.into());
+        }
+        self.check_not_blacklisted(claims).await?;
+        let user_id = claims
+            .user_id
+            .parse::<i64>()
+            .map_err(|_| SessionError::NoActiveAccount)?;
+        if !self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .is_some_and(|user| user.is_active)
+        {
+            return Err(SessionError::NoActiveAccount);
+        }
+        Ok(self.tokens.reissue_sliding(self.keys, claims, now)?)
+    }
+
+    /// Refuses a refresh or sliding token that is blacklisted, in a revoked
+    /// family, or unknown to the store. Access tokens are not recorded and
+    /// always pass.
+    pub async fn check_not_blacklisted(&self, claims: &Claims) -> Result<(), SessionError> {
+        if claims.token_type == TokenType::Access {
+            return Ok(());
+        }
+        match self.store.token_record(&claims.jti).await? {
+            None => Err(TokenError::Invalid(Invalid::NotRecorded).into()),
+            Some(record) if record.is_blacklisted() => Err(TokenError::Blacklisted.into()),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Blacklists a verified refresh token.
+    pub async fn blacklist(&self, claims: &Claims, now: UnixTime) -> Result<(), SessionError> {
+        self.check_not_blacklisted(claims).await?;
+        self.store.blacklist(&claims.jti, now).await?;
+        Ok(())
+    }
+}
+
+/// The outstanding-token row of freshly issued `claims`.
+fn outstanding<'a>(user_id: i64, claims: &'a Claims, family_id: Option<&'a str>) -> NewToken<'a> {
+    NewToken {
+        jti: &claims.jti,
+        user_id,
+        token_type: claims.token_type,
+        family_id,
+        expires_at: claims.refresh_exp.unwrap_or(claims.exp),
+    }
+}
