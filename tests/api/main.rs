@@ -6,6 +6,7 @@ mod crypto;
 mod errors;
 mod helpers;
 mod interop;
-mod story;
 mod rotation;
 mod rotation_live;
+mod story;
+mod sessions;
