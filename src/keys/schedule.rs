@@ -84,10 +84,13 @@ pub fn plan(now: UnixTime, keys: &[StoredKey], policy: &RotationPolicy) -> Vec<S
     match (active, next) {
         (None, None) => steps.push(Step::CreateActive(policy.algorithm)),
         // No key signs (the active one was revoked): the next key takes over at once.
-        (None, Some(next)) => steps.push(Step::Activate {
-            next: next.kid.clone(),
-            previous: None,
-        }),
+        (None, Some(next)) => {
+            steps.push(Step::Activate {
+                next: next.kid.clone(),
+                previous: None,
+            });
+            steps.push(Step::CreateNext(policy.algorithm));
+        }
         (Some(_), None) => steps.push(Step::CreateNext(policy.algorithm)),
         (Some(_), Some(next)) if next.alg != policy.algorithm => {
             steps.push(Step::DiscardNext(next.kid.clone()));
