@@ -162,7 +162,10 @@ impl RefreshTransaction {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         insert_outstanding(&mut self.tx, new, now).await?;
-        sqlx::query("UPDATE outstanding_tokens SET rotated_at = ?, replaced_by = ? WHERE jti = ?")
+        // The grace runs from the first rotation: retries don't extend it.
+        sqlx::query(
+            "UPDATE outstanding_tokens SET rotated_at = COALESCE(rotated_at, ?), replaced_by = ? WHERE jti = ?",
+        )
             .bind(now)
             .bind(new.jti)
             .bind(old)
