@@ -10,14 +10,27 @@
 //! - [`http`]: the router, handlers, extractors and the error mapping;
 //! - [`cli`]: the `jwtd` command line;
 //! - [`server`]: assembling and running an issuer;
-//! - [`clock`]: the one injectable source of time.
+//! - [`clock`]: the one injectable source of time;
+//! - [`verifier`]: verifying tokens, for partners (usable alone with
+//!   `default-features = false, features = ["verifier"]`).
 
+#[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
 pub mod clock;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod keys;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
 pub mod tokens;
+#[cfg(feature = "server")]
 pub mod users;
+#[cfg(feature = "verifier")]
+pub mod verifier;

@@ -74,7 +74,7 @@ impl Issuer {
         // Decrypting the stored active key first proves the master key is
         // the right one before any new key is sealed with it.
         KeySet::build(version, &stored, &master, None, &making.policy)?;
-        lifecycle::run_schedule(&store, &master, making, clock.now()).await?;
+        lifecycle::run_schedule(&store, &master, making, clock.as_ref()).await?;
         let (version, stored) = store.keys_with_version().await?;
         let keys = KeySet::build(version, &stored, &master, None, &making.policy)?;
         let state = AppState {
@@ -138,15 +138,19 @@ async fn keep_keys_current(state: AppState, keeper: KeyKeeper, mut stop: watch::
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = state.clock.now();
-        if let Err(err) =
-            lifecycle::run_schedule(&state.store, &keeper.master, keeper.making, now).await
-        {
+        let schedule = lifecycle::run_schedule(
+            &state.store,
+            &keeper.master,
+            keeper.making,
+            state.clock.as_ref(),
+        );
+        if let Err(err) = schedule.await {
             tracing::error!(error = %err, "key schedule failed; will retry");
         }
         if let Err(err) = reload_keys(&state, &keeper.master, &keeper.making.policy).await {
             tracing::error!(error = %err, "could not reload signing keys; keeping the current ones");
         }
+        let now = state.clock.now();
         if last_flush.is_none_or(|at| now - at >= FLUSH_INTERVAL) {
             last_flush = Some(now);
             match state.store.flush_expired(now).await {

@@ -54,7 +54,7 @@ pub async fn run(command: KeysCommand, store: &Store, config: &Config) -> anyhow
         KeysCommand::List { json } => list(store, json).await,
         KeysCommand::Rotate { now: at_once } => {
             let master = MasterKey::load(&config.master_key)?;
-            let at = lifecycle::rotate(store, &master, making, at_once, now).await?;
+            let at = lifecycle::rotate(store, &master, making, at_once, &SystemClock).await?;
             if at <= now {
                 println!("the next key is now active");
             } else {
@@ -67,7 +67,7 @@ pub async fn run(command: KeysCommand, store: &Store, config: &Config) -> anyhow
         }
         KeysCommand::Revoke { kid } => {
             let master = MasterKey::load(&config.master_key)?;
-            lifecycle::revoke(store, &master, making, &kid, now).await?;
+            lifecycle::revoke(store, &master, making, &kid, &SystemClock).await?;
             println!("revoked key {kid}: unpublished, tokens it signed no longer verify");
             Ok(())
         }

@@ -8,8 +8,8 @@ use clap::{ArgGroup, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::keys::PublicKeySet;
 use crate::tokens::{Expect, TokenError, TokenService};
+use crate::verifier::{JwkSet, KeyLookup, PublicKey};
 
 /// Offline token work.
 #[derive(Debug, Subcommand)]
@@ -50,13 +50,21 @@ pub async fn run(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
         audience,
         issuer,
     } = command;
-    let keys = match (jwks, key) {
-        (Some(source), _) => PublicKeySet::from_jwks(&read_jwks(&source).await?)
-            .with_context(|| format!("reading {source}"))?,
+    let keys: Box<dyn KeyLookup> = match (jwks, key) {
+        (Some(source), _) => Box::new(
+            JwkSet::parse(&read_jwks(&source).await?)
+                .with_context(|| format!("reading {source}"))?,
+        ),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            PublicKeySet::from_pem(&text).with_context(|| format!("reading {}", path.display()))?
+            let key = PublicKey::from_pem(&text).map_err(|reason| {
+                anyhow::anyhow!(
+                    "reading {}: not an RSA or P-256 public key in PEM form: {reason}",
+                    path.display()
+                )
+            })?;
+            Box::new(key)
         }
         (None, None) => bail!("give --jwks FILE_OR_URL or --key PEM"),
     };
@@ -64,7 +72,12 @@ pub async fn run(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
     config.audience = audience.or(config.audience);
     config.issuer = issuer.or(config.issuer);
     let service = TokenService::new(&config);
-    match service.verify(&keys, token.trim(), Expect::AnyType, SystemClock.now()) {
+    match service.verify(
+        keys.as_ref(),
+        token.trim(),
+        Expect::AnyType,
+        SystemClock.now(),
+    ) {
         Ok(_) => {
             println!("{}", serde_json::to_string_pretty(&payload(&token)?)?);
             Ok(())

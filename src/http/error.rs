@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::keys::KeyError;
 use crate::store::StoreError;
 use crate::tokens::{IssueError, SessionError, TokenError};
+use crate::verifier::AuthError;
 
 /// The `WWW-Authenticate` challenge sent with every 401.
 const CHALLENGE: &str = r#"Bearer realm="api""#;
@@ -42,15 +43,10 @@ pub enum ApiError {
     /// A body that could not be read.
     #[error("unreadable request body")]
     UnreadableBody,
-    /// A protected view without credentials.
-    #[error("no credentials")]
-    NotAuthenticated,
-    /// An `Authorization` header that isn't `<type> <token>`.
-    #[error("malformed Authorization header")]
-    BadAuthorizationHeader,
-    /// A protected view with a refused access token.
-    #[error("access token refused: {0}")]
-    AccessToken(TokenError),
+    /// A protected view without valid credentials: the partner
+    /// verifier's [`AuthError`] and its bodies.
+    #[error(transparent)]
+    Auth(AuthError),
     /// An access token for a user that no longer exists.
     #[error("user not found")]
     UserNotFound,
@@ -129,29 +125,7 @@ impl ApiError {
                 S::BAD_REQUEST,
                 json!({"detail": "Request body could not be read."}),
             ),
-            Self::NotAuthenticated => (
-                S::UNAUTHORIZED,
-                json!({"detail": "Authentication credentials were not provided."}),
-            ),
-            Self::BadAuthorizationHeader => (
-                S::UNAUTHORIZED,
-                json!({
-                    "detail": "Authorization header must contain two space-delimited values",
-                    "code": "bad_authorization_header",
-                }),
-            ),
-            Self::AccessToken(err) => (
-                S::UNAUTHORIZED,
-                json!({
-                    "detail": "Given token not valid for any token type",
-                    "code": "token_not_valid",
-                    "messages": [{
-                        "token_class": "AccessToken",
-                        "token_type": "access",
-                        "message": err.to_string(),
-                    }],
-                }),
-            ),
+            Self::Auth(err) => (S::UNAUTHORIZED, err.body()),
             Self::UserNotFound => (
                 S::UNAUTHORIZED,
                 json!({"detail": "User not found", "code": "user_not_found"}),

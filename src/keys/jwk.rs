@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Algorithm;
+use crate::verifier::P256_SPKI_PREFIX;
 
 /// The public members of a signing key, base64url-encoded as in a JWK.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,12 +33,6 @@ pub enum PublicJwk {
         y: String,
     },
 }
-
-/// DER prefix of a P-256 SubjectPublicKeyInfo, before the 65-byte point.
-pub(super) const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
 
 impl PublicJwk {
     /// An RSA key from its big-endian modulus and exponent.

@@ -8,7 +8,7 @@ use super::material::{self, GeneratedKey};
 use super::ring::StoredKey;
 use super::schedule::{self, RotationPolicy, Step};
 use super::{KeyError, KeyState, MasterKey};
-use crate::clock::UnixTime;
+use crate::clock::{Clock, UnixTime};
 use crate::store::{KeyTransaction, Store, StoreError};
 
 /// At most this many rounds per run: the first start needs two (an active
@@ -24,17 +24,19 @@ pub struct KeyMaking {
     pub rsa_bits: u32,
 }
 
-/// Applies every step the schedule says is due at `now`; returns them.
+/// Applies every step the schedule says is due; returns them. The clock is
+/// read again inside each transaction, after any key generation, so every
+/// date written is the moment the change became visible.
 pub async fn run_schedule(
     store: &Store,
     master: &MasterKey,
     making: KeyMaking,
-    now: UnixTime,
+    clock: &dyn Clock,
 ) -> Result<Vec<Step>, KeyError> {
     let mut applied = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let (_, keys) = store.keys_with_version().await?;
-        let steps = schedule::plan(now, &keys, &making.policy);
+        let steps = schedule::plan(clock.now(), &keys, &making.policy);
         if steps.is_empty() {
             break;
         }
@@ -44,7 +46,7 @@ pub async fn run_schedule(
             None
         };
         let mut tx = store.key_transaction().await?;
-        let round = apply_due_steps(&mut tx, master, making, now, material).await?;
+        let round = apply_due_steps(&mut tx, master, making, clock.now(), material).await?;
         tx.commit().await?;
         log_steps(&round);
         if round.is_empty() {
@@ -62,10 +64,11 @@ pub async fn revoke(
     master: &MasterKey,
     making: KeyMaking,
     kid: &str,
-    now: UnixTime,
+    clock: &dyn Clock,
 ) -> Result<Vec<Step>, KeyError> {
     let material = generate(making).await?;
     let mut tx = store.key_transaction().await?;
+    let now = clock.now();
     tx.revoke(kid, now).await.map_err(|err| match err {
         StoreError::NoSuchKey(_) => KeyError::UnknownKey(kid.to_owned()),
         other => other.into(),
@@ -85,10 +88,11 @@ pub async fn rotate(
     master: &MasterKey,
     making: KeyMaking,
     now_please: bool,
-    now: UnixTime,
+    clock: &dyn Clock,
 ) -> Result<UnixTime, KeyError> {
     let material = generate(making).await?;
     let mut tx = store.key_transaction().await?;
+    let now = clock.now();
     tx.request_rotation(now).await?;
     let keys = tx.keys().await?;
     let active = keys.iter().find(|k| k.state == KeyState::Active);
@@ -133,11 +137,11 @@ async fn apply_due_steps(
                 };
                 tx.insert(&seal(key, state, now, master)?).await?;
             }
-            Step::Activate { next, previous } => {
+            Step::Activate { next, previous, at } => {
                 if let Some(previous) = previous {
-                    tx.deactivate(previous, now).await?;
+                    tx.deactivate(previous, *at).await?;
                 }
-                tx.activate(next, now).await?;
+                tx.activate(next, *at).await?;
             }
             Step::Retire(kid) | Step::DiscardNext(kid) => tx.retire(kid, now).await?,
         }
@@ -181,7 +185,7 @@ fn log_steps(steps: &[Step]) {
                 tracing::info!(event = "key_created", %alg, state = "active")
             }
             Step::CreateNext(alg) => tracing::info!(event = "key_created", %alg, state = "next"),
-            Step::Activate { next, previous } => {
+            Step::Activate { next, previous, .. } => {
                 tracing::info!(event = "key_activated", kid = %next, replaces = ?previous)
             }
             Step::Retire(kid) => tracing::info!(event = "key_retired", %kid),

@@ -5,65 +5,17 @@
 pub mod jwk;
 pub mod lifecycle;
 pub mod material;
-pub mod public_set;
 pub mod ring;
 pub mod schedule;
 pub mod seal;
 
-use std::fmt;
 use std::str::FromStr;
 
+pub use crate::verifier::Algorithm;
 pub use jwk::PublicJwk;
 pub use material::GeneratedKey;
-pub use public_set::PublicKeySet;
 pub use ring::{KeyRing, KeySet, SigningKey};
 pub use seal::MasterKey;
-
-/// A JWS algorithm jwtd signs with. Verification always takes it from the
-/// stored key, never from a token's header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    Rs256,
-    /// ECDSA on P-256 with SHA-256.
-    Es256,
-}
-
-impl Algorithm {
-    /// The JOSE name (`RS256`, `ES256`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rs256 => "RS256",
-            Self::Es256 => "ES256",
-        }
-    }
-
-    /// The same algorithm as jsonwebtoken names it.
-    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
-            Self::Es256 => jsonwebtoken::Algorithm::ES256,
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Algorithm {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim() {
-            "RS256" => Ok(Self::Rs256),
-            "ES256" => Ok(Self::Es256),
-            other => Err(format!("`{other}` is not RS256 or ES256")),
-        }
-    }
-}
 
 /// Where a key is in its life (SPEC §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,11 +11,11 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::DecodingKey;
 
-use super::schedule::{RotationPolicy, next_published_change};
+use super::schedule::{RotationPolicy, activation_time, next_published_change};
 use super::{Algorithm, KeyError, KeyState, MasterKey, PublicJwk};
 use crate::clock::UnixTime;
+use crate::verifier::{KeyLookup, PublicKey};
 
 /// A key as stored: public half in the clear, private half sealed.
 #[derive(Clone)]
@@ -150,29 +150,6 @@ impl SigningKey {
     }
 }
 
-/// A published key, ready to verify with its own algorithm only.
-pub struct VerifyingKey {
-    /// The algorithm fixed when the key was made.
-    pub alg: Algorithm,
-    /// jsonwebtoken's parsed form of the public key.
-    pub decoding: DecodingKey,
-}
-
-impl VerifyingKey {
-    /// A verifier for `jwk`, under the one algorithm its type is made for.
-    pub fn new(jwk: &PublicJwk) -> Result<Self, String> {
-        let decoding = match jwk {
-            PublicJwk::Rsa { n, e } => DecodingKey::from_rsa_components(n, e),
-            PublicJwk::Ec { x, y, .. } => DecodingKey::from_ec_components(x, y),
-        }
-        .map_err(|err| err.to_string())?;
-        Ok(Self {
-            alg: jwk.algorithm(),
-            decoding,
-        })
-    }
-}
-
 /// The JWKS document as served: body and strong ETag.
 #[derive(Debug, Clone)]
 pub struct JwksDocument {
@@ -189,7 +166,12 @@ pub struct KeySet {
     pub version: i64,
     /// The key that signs; `None` only before the first key exists.
     pub signer: Option<Arc<SigningKey>>,
-    verifiers: HashMap<String, Arc<VerifyingKey>>,
+    /// The key that takes over at `handover_at`, parsed ahead so that every
+    /// process switches at the scheduled instant, not when it next polls.
+    next_signer: Option<Arc<SigningKey>>,
+    /// When the next key is scheduled to take over.
+    handover_at: Option<UnixTime>,
+    verifiers: HashMap<String, PublicKey>,
     /// The JWKS as served.
     pub jwks: JwksDocument,
     /// When the published set next changes on schedule; bounds the JWKS
@@ -198,8 +180,8 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Builds the set from the stored keys. Only the active private key is
-    /// decrypted, and not even that when `previous` already holds it.
+    /// Builds the set from the stored keys. Only the active and next
+    /// private keys are decrypted, and only when `previous` doesn't hold them.
     pub fn build(
         version: i64,
         keys: &[StoredKey],
@@ -208,20 +190,30 @@ impl KeySet {
         policy: &RotationPolicy,
     ) -> Result<Self, KeyError> {
         let published = published_in_order(keys);
-        let signer = match published.iter().find(|k| k.state == KeyState::Active) {
-            None => None,
-            Some(active) => match previous.and_then(|p| p.signer.clone()) {
-                Some(signer) if signer.kid == active.kid => Some(signer),
-                _ => Some(Arc::new(open_signer(active, master)?)),
-            },
+        let in_state = |state| published.iter().copied().find(|k| k.state == state);
+        let (active, next) = (in_state(KeyState::Active), in_state(KeyState::Next));
+        let signer = active
+            .map(|key| reuse_or_open(key, previous, master))
+            .transpose()?;
+        let next_signer = next
+            .map(|key| reuse_or_open(key, previous, master))
+            .transpose()?;
+        let handover_at = match (active, next) {
+            // A next key of another algorithm is discarded, never activated.
+            (Some(active), Some(next)) if next.alg == policy.algorithm => {
+                activation_time(active, next, policy)
+            }
+            _ => None,
         };
         let mut verifiers = HashMap::with_capacity(published.len());
         for key in &published {
-            verifiers.insert(key.kid.clone(), Arc::new(verifying_key(key)?));
+            verifiers.insert(key.kid.clone(), verifying_key(key)?);
         }
         Ok(Self {
             version,
             signer,
+            next_signer,
+            handover_at,
             verifiers,
             jwks: jwks_document(&published),
             next_change: next_published_change(keys, policy),
@@ -234,9 +226,21 @@ impl KeySet {
         jwks_document(&published_in_order(keys))
     }
 
+    /// The key that signs at `now`: the active key, or the next key once
+    /// its scheduled handover has come, even before this process has seen
+    /// the database record it. A key is thus never used past the moment the
+    /// schedule retires it from signing, which is what its retirement date
+    /// is computed from.
+    pub fn signer_at(&self, now: UnixTime) -> Option<&Arc<SigningKey>> {
+        match (&self.next_signer, self.handover_at) {
+            (Some(next), Some(at)) if now >= at => Some(next),
+            _ => self.signer.as_ref(),
+        }
+    }
+
     /// The verifier for a published `kid`.
-    pub fn verifier(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.verifiers.get(kid).map(Arc::as_ref)
+    pub fn verifier(&self, kid: &str) -> Option<&PublicKey> {
+        self.verifiers.get(kid)
     }
 }
 
@@ -255,6 +259,24 @@ fn state_order(state: KeyState) -> u8 {
     }
 }
 
+/// The parsed signer of `key`: taken from `previous` when it already holds
+/// it, so a reload decrypts only keys it has not seen.
+fn reuse_or_open(
+    key: &StoredKey,
+    previous: Option<&KeySet>,
+    master: &MasterKey,
+) -> Result<Arc<SigningKey>, KeyError> {
+    let known = previous
+        .into_iter()
+        .flat_map(|p| [&p.signer, &p.next_signer])
+        .flatten()
+        .find(|signer| signer.kid == key.kid);
+    match known {
+        Some(signer) => Ok(Arc::clone(signer)),
+        None => Ok(Arc::new(open_signer(key, master)?)),
+    }
+}
+
 fn open_signer(key: &StoredKey, master: &MasterKey) -> Result<SigningKey, KeyError> {
     let sealed = key
         .sealed_private
@@ -267,8 +289,12 @@ fn open_signer(key: &StoredKey, master: &MasterKey) -> Result<SigningKey, KeyErr
     SigningKey::from_pkcs8(&key.kid, key.alg, &pkcs8)
 }
 
-fn verifying_key(key: &StoredKey) -> Result<VerifyingKey, KeyError> {
-    VerifyingKey::new(&key.public).map_err(|reason| KeyError::Malformed {
+fn verifying_key(key: &StoredKey) -> Result<PublicKey, KeyError> {
+    let public = match &key.public {
+        PublicJwk::Rsa { n, e } => PublicKey::rsa(n, e),
+        PublicJwk::Ec { x, y, .. } => PublicKey::p256(x, y),
+    };
+    public.map_err(|reason| KeyError::Malformed {
         kid: key.kid.clone(),
         reason,
     })
@@ -284,6 +310,12 @@ fn jwks_document(published: &[&StoredKey]) -> JwksDocument {
     JwksDocument {
         etag: format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16])),
         body: bytes::Bytes::from(body),
+    }
+}
+
+impl KeyLookup for KeySet {
+    fn key_for(&self, kid: Option<&str>) -> Option<&PublicKey> {
+        self.verifier(kid?)
     }
 }
 

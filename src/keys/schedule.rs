@@ -11,6 +11,14 @@ use super::{Algorithm, KeyState};
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
 
+/// Seconds a retiring key stays published beyond its tokens' lifetime. A
+/// scheduled handover happens at the same instant in every process (see
+/// [`KeySet::signer_at`](super::KeySet::signer_at)), but after a forced
+/// one (`keys rotate --now`, a revocation) another process may sign with
+/// the old key until its next poll, 250 ms later; this covers that, with
+/// room for a loaded machine and whole-second dates.
+pub const PROPAGATION_MARGIN: i64 = 2;
+
 /// The durations that drive rotation, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationPolicy {
@@ -19,7 +27,7 @@ pub struct RotationPolicy {
     /// How long a key is published before it may sign.
     pub prepublish: i64,
     /// How long a key stays published after it stopped signing: the longest
-    /// token lifetime plus leeway.
+    /// token lifetime plus leeway, plus [`PROPAGATION_MARGIN`].
     pub retire_after: i64,
     /// Algorithm of keys made from now on.
     pub algorithm: Algorithm,
@@ -40,7 +48,7 @@ impl RotationPolicy {
         Self {
             rotation_interval: seconds(config.key_rotation_interval),
             prepublish: seconds(config.key_prepublish),
-            retire_after: seconds(longest_lifetime) + seconds(config.leeway),
+            retire_after: seconds(longest_lifetime) + seconds(config.leeway) + PROPAGATION_MARGIN,
             algorithm: config.algorithm,
         }
     }
@@ -60,6 +68,11 @@ pub enum Step {
         next: String,
         /// The active key's kid.
         previous: Option<String>,
+        /// When the handover happened: the scheduled instant, at which every
+        /// process already switched on its own (see
+        /// [`KeySet::signer_at`](super::KeySet::signer_at)), or now when no
+        /// key was signing.
+        at: UnixTime,
     },
     /// Unpublish a retiring key whose tokens have all expired and erase its
     /// private key.
@@ -88,6 +101,7 @@ pub fn plan(now: UnixTime, keys: &[StoredKey], policy: &RotationPolicy) -> Vec<S
             steps.push(Step::Activate {
                 next: next.kid.clone(),
                 previous: None,
+                at: now,
             });
             steps.push(Step::CreateNext(policy.algorithm));
         }
@@ -97,10 +111,11 @@ pub fn plan(now: UnixTime, keys: &[StoredKey], policy: &RotationPolicy) -> Vec<S
             steps.push(Step::CreateNext(policy.algorithm));
         }
         (Some(active), Some(next)) => {
-            if activation_time(active, next, policy).is_some_and(|at| at <= now) {
+            if let Some(at) = activation_time(active, next, policy).filter(|at| *at <= now) {
                 steps.push(Step::Activate {
                     next: next.kid.clone(),
                     previous: Some(active.kid.clone()),
+                    at,
                 });
                 steps.push(Step::CreateNext(policy.algorithm));
             }

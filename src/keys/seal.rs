@@ -65,7 +65,13 @@ impl MasterKey {
             MasterKeySource::File(path) => match std::fs::read_to_string(path) {
                 Ok(text) => Self::from_base64(&Zeroizing::new(text))
                     .map_err(|err| KeyError::MasterKey(format!("{}: {err}", path.display()))),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    match Self::create(path) {
+                        // Another process created it first: use theirs.
+                        Err(KeyError::MasterKey(_)) if path.exists() => Self::load(source),
+                        created => created,
+                    }
+                }
                 Err(err) => Err(KeyError::MasterKey(format!("{}: {err}", path.display()))),
             },
         }

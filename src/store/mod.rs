@@ -77,12 +77,22 @@ impl Store {
         Ok(store)
     }
 
-    /// Applies any migration not yet applied.
+    /// Applies any migration not yet applied. Two processes starting at
+    /// once on a new database race here; the loser's migration fails and
+    /// rolls back, and its retry finds the work done.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// Closes every connection, waiting for running queries.

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use super::TokenType;
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
+use crate::verifier::Rules;
 
 /// The claims of a token jwtd issued (or accepted).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,16 +29,8 @@ pub struct Claims {
 pub struct TokenRules {
     /// Name of the user id claim.
     pub user_id_claim: String,
-    /// Name of the token type claim.
-    pub token_type_claim: String,
-    /// Name of the token id claim.
-    pub jti_claim: String,
-    /// `iss` to set and require.
-    pub issuer: Option<String>,
-    /// `aud` to set and require.
-    pub audience: Option<String>,
-    /// Allowed clock skew, in seconds.
-    pub leeway: i64,
+    /// Everything else, as partners check it too.
+    pub check: Rules,
 }
 
 impl TokenRules {
@@ -45,11 +38,14 @@ impl TokenRules {
     pub fn new(config: &Config) -> Self {
         Self {
             user_id_claim: config.user_id_claim.clone(),
-            token_type_claim: config.token_type_claim.clone(),
-            jti_claim: config.jti_claim.clone(),
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-            leeway: seconds(config.leeway),
+            check: Rules {
+                issuer: config.issuer.clone(),
+                audience: config.audience.clone(),
+                leeway: seconds(config.leeway),
+                token_type_claim: config.token_type_claim.clone(),
+                jti_claim: config.jti_claim.clone(),
+                ..Rules::default()
+            },
         }
     }
 
@@ -57,20 +53,20 @@ impl TokenRules {
     pub fn to_json(&self, claims: &Claims) -> Vec<u8> {
         let mut map = Map::with_capacity(8);
         map.insert(
-            self.token_type_claim.clone(),
+            self.check.token_type_claim.clone(),
             claims.token_type.as_str().into(),
         );
         map.insert("exp".into(), claims.exp.into());
         map.insert("iat".into(), claims.iat.into());
-        map.insert(self.jti_claim.clone(), claims.jti.clone().into());
+        map.insert(self.check.jti_claim.clone(), claims.jti.clone().into());
         map.insert(self.user_id_claim.clone(), claims.user_id.clone().into());
         if let Some(refresh_exp) = claims.refresh_exp {
             map.insert("refresh_exp".into(), refresh_exp.into());
         }
-        if let Some(issuer) = &self.issuer {
+        if let Some(issuer) = &self.check.issuer {
             map.insert("iss".into(), issuer.clone().into());
         }
-        if let Some(audience) = &self.audience {
+        if let Some(audience) = &self.check.audience {
             map.insert("aud".into(), audience.clone().into());
         }
         // Serialising a map of strings and integers cannot fail.

@@ -5,7 +5,6 @@
 mod claims;
 pub mod refresh;
 pub mod sessions;
-mod strict_json;
 mod verify;
 
 use std::fmt;
@@ -13,17 +12,14 @@ use std::str::FromStr;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
+pub use crate::verifier::{Invalid, KeyLookup, MAX_TOKEN_BYTES, TokenError};
 pub use claims::{Claims, TokenRules};
 pub use refresh::TokenRecord;
 pub use sessions::{Refreshed, SessionError, Sessions};
-pub use verify::KeyLookup;
 
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
 use crate::keys::{KeyError, KeySet};
-
-/// Tokens longer than this are refused before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The kinds of token jwtd issues (the `token_type` claim).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,78 +60,6 @@ impl FromStr for TokenType {
             _ => Err(()),
         }
     }
-}
-
-/// Why a presented token is refused. Each variant's message is simplejwt's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// Malformed, badly signed, signed by an unknown, retired or revoked key,
-    /// not yet valid, or for another issuer or audience: simplejwt says only
-    /// "Token is invalid"; the [`Invalid`] says which, for logs and the CLI.
-    #[error("Token is invalid")]
-    Invalid(Invalid),
-    /// Past its `exp` (plus leeway).
-    #[error("Token is expired")]
-    Expired,
-    /// Blacklisted.
-    #[error("Token is blacklisted")]
-    Blacklisted,
-    /// A valid token of another type than the endpoint takes.
-    #[error("Token has wrong type")]
-    WrongType,
-    /// No `token_type` claim.
-    #[error("Token has no type")]
-    NoType,
-    /// No `jti` claim.
-    #[error("Token has no id")]
-    NoId,
-    /// No `exp` claim.
-    #[error("Token has no 'exp' claim")]
-    NoExp,
-    /// A sliding token past its `refresh_exp`.
-    #[error("Token 'refresh_exp' claim has expired")]
-    RefreshExpired,
-}
-
-/// The precise reason behind [`TokenError::Invalid`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Invalid {
-    /// Over [`MAX_TOKEN_BYTES`].
-    #[error("token is larger than 8 KiB")]
-    TooLarge,
-    /// Not three base64url parts of JSON objects without duplicate keys.
-    #[error("not a well-formed JWS")]
-    Malformed,
-    /// A header member that would let the token pick its key or rules.
-    #[error("header carries jku, x5u, jwk, x5c or crit")]
-    ForbiddenHeader,
-    /// No published key with the header's kid.
-    #[error("unknown key id (kid)")]
-    UnknownKey,
-    /// The header's `alg` is not the algorithm of the key.
-    #[error("algorithm does not match the key")]
-    WrongAlgorithm,
-    /// The signature does not verify.
-    #[error("bad signature")]
-    BadSignature,
-    /// A date claim that is not a number, or a non-string id or user id.
-    #[error("malformed claim")]
-    BadClaim,
-    /// `nbf` or `iat` in the future.
-    #[error("not yet valid (nbf or iat in the future)")]
-    NotYetValid,
-    /// Wrong or missing `iss`.
-    #[error("wrong issuer")]
-    WrongIssuer,
-    /// Wrong or missing `aud`, or an `aud` when none is expected.
-    #[error("wrong audience")]
-    WrongAudience,
-    /// Signed by us, but not recorded as outstanding (refresh and sliding
-    /// tokens only): flushed after expiry, or the database was restored.
-    #[error("token not recorded as outstanding")]
-    NotRecorded,
 }
 
 /// Why a token could not be issued.
@@ -194,7 +118,7 @@ impl TokenService {
         user_id: &str,
         now: UnixTime,
     ) -> Result<(String, Claims), IssueError> {
-        let signer = keys.signer.as_ref().ok_or(IssueError::NoSigningKey)?;
+        let signer = keys.signer_at(now).ok_or(IssueError::NoSigningKey)?;
         let lifetime = match token_type {
             TokenType::Access => self.access_lifetime,
             TokenType::Refresh => self.refresh_lifetime,
@@ -221,7 +145,7 @@ impl TokenService {
         claims: &Claims,
         now: UnixTime,
     ) -> Result<String, IssueError> {
-        let signer = keys.signer.as_ref().ok_or(IssueError::NoSigningKey)?;
+        let signer = keys.signer_at(now).ok_or(IssueError::NoSigningKey)?;
         let renewed = Claims {
             exp: now.saturating_add(self.sliding_lifetime),
             iat: now,

@@ -8,5 +8,5 @@ mod helpers;
 mod interop;
 mod rotation;
 mod rotation_live;
-mod story;
 mod sessions;
+mod story;

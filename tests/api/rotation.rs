@@ -6,14 +6,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use jwtd::clock::{Clock, UnixTime};
+use jwtd::clock::{Clock, ManualClock, UnixTime};
 use jwtd::config::Config;
 use jwtd::keys::lifecycle::{self, KeyMaking};
 use jwtd::keys::ring::StoredKey;
-use jwtd::keys::schedule::{RotationPolicy, Step, next_published_change, plan};
-use jwtd::keys::{Algorithm, KeyError, KeySet, KeyState, MasterKey, PublicJwk, PublicKeySet};
+use jwtd::keys::schedule::{PROPAGATION_MARGIN, RotationPolicy, Step, next_published_change, plan};
+use jwtd::keys::{Algorithm, KeyError, KeySet, KeyState, MasterKey, PublicJwk};
 use jwtd::store::Store;
 use jwtd::tokens::{Claims, Expect, TokenError, TokenService, TokenType};
+use jwtd::verifier::JwkSet;
 use proptest::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -147,7 +148,7 @@ async fn the_jwks_max_age_shrinks_as_a_scheduled_change_approaches() {
 
     let keys = stored_keys(&app).await;
     let retiring = key(&keys, &kid_in(&keys, KeyState::Retiring));
-    let retirement = retiring.deactivated_at.unwrap() + DAY;
+    let retirement = retiring.deactivated_at.unwrap() + DAY + PROPAGATION_MARGIN;
     app.advance(seconds(retirement - 50 - app.clock.now()));
     eventually("max-age ≤ 50 s, 50 s before the retirement", async || {
         let age = max_age(&app).await;
@@ -216,7 +217,7 @@ async fn revoking_the_active_key_fails_its_tokens_and_promotes_the_next_key() {
         &master,
         making(&app.config),
         &compromised,
-        app.clock.now(),
+        app.clock.as_ref(),
     )
     .await
     .expect("revoke the active key");
@@ -556,9 +557,14 @@ impl Deployment {
     /// Runs the schedule at `now`, then reloads the key set if the store's
     /// version moved, as each tick of `serve`'s background task does.
     async fn tick(&mut self, now: UnixTime) -> Vec<Step> {
-        let steps = lifecycle::run_schedule(&self.store, &self.master, self.making, now)
-            .await
-            .expect("the schedule runs");
+        let steps = lifecycle::run_schedule(
+            &self.store,
+            &self.master,
+            self.making,
+            &ManualClock::new(now),
+        )
+        .await
+        .expect("the schedule runs");
         self.reload().await;
         steps
     }
@@ -614,13 +620,26 @@ impl Deployment {
     }
 
     async fn revoke(&self, kid: &str, now: UnixTime) -> Result<Vec<Step>, KeyError> {
-        lifecycle::revoke(&self.store, &self.master, self.making, kid, now).await
+        lifecycle::revoke(
+            &self.store,
+            &self.master,
+            self.making,
+            kid,
+            &ManualClock::new(now),
+        )
+        .await
     }
 
     async fn rotate(&self, now_please: bool, now: UnixTime) -> UnixTime {
-        lifecycle::rotate(&self.store, &self.master, self.making, now_please, now)
-            .await
-            .expect("rotate")
+        lifecycle::rotate(
+            &self.store,
+            &self.master,
+            self.making,
+            now_please,
+            &ManualClock::new(now),
+        )
+        .await
+        .expect("rotate")
     }
 
     /// The store's version and every key's kid, state and dates.
@@ -685,7 +704,7 @@ struct Witness {
     /// The key-set version the live tokens were last verified against.
     verified_at: Option<i64>,
     /// A partner's view: the keys of the JWKS, at a key-set version.
-    partner: Option<(i64, PublicKeySet)>,
+    partner: Option<(i64, JwkSet)>,
 }
 
 impl Witness {
@@ -698,7 +717,8 @@ impl Witness {
                 .refresh_token_lifetime
                 .max(config.sliding_token_refresh_lifetime)
                 + config.leeway)
-                .as_secs() as i64,
+                .as_secs() as i64
+                + PROPAGATION_MARGIN,
             first_published: HashMap::new(),
             unpublished: BTreeSet::new(),
             stopped_signing: HashMap::new(),
@@ -786,25 +806,30 @@ impl Witness {
             Some((since, kid)) => Some((*since, kid.clone())),
             None => None,
         };
+        // The handover is dated at its scheduled instant, which every
+        // process honours on its own (KeySet::signer_at), so it is at most
+        // one clock step before this tick.
+        let started = key(keys, active)
+            .activated_at
+            .expect("the active key says when it started signing");
+        assert!(
+            started <= now && now - started < Jitter::LONGEST,
+            "{at}: {active} dated its start {started}, this tick is {now}"
+        );
         if let Some((since, previous)) = previous {
-            let published_for = now - self.first_published[active];
+            let published_for = started - self.first_published[active];
             assert!(
                 published_for >= self.prepublish,
                 "{at}: {active} signs after being published for only {published_for}s"
             );
-            let signed_for = now - since;
-            assert!(
-                (self.interval..self.interval + Jitter::LONGEST).contains(&signed_for),
-                "{at}: {previous} signed for {signed_for}s, not 30 days ± one step"
+            let signed_for = started - since;
+            assert_eq!(
+                signed_for, self.interval,
+                "{at}: {previous} signed for {signed_for}s, not exactly 30 days"
             );
-            self.stopped_signing.insert(previous, now);
+            self.stopped_signing.insert(previous, started);
         }
-        assert_eq!(
-            key(keys, active).activated_at,
-            Some(now),
-            "{at}: {active} says it started signing when it did"
-        );
-        self.activations.push((now, active.to_owned()));
+        self.activations.push((started, active.to_owned()));
     }
 
     /// Every token issued and not expired verifies, through the key set and
@@ -975,7 +1000,8 @@ impl Simulation {
                 let key = self.make(alg, KeyState::Next, now);
                 self.keys.push(key);
             }
-            Step::Activate { next, previous } => {
+            Step::Activate { next, previous, at } => {
+                assert!(at <= now, "{next} activated in the future ({at} > {now})");
                 let previous = previous.expect("without revocation, a key always signs");
                 let old = self.key_mut(&previous);
                 assert_eq!(old.state, KeyState::Active);
@@ -983,16 +1009,16 @@ impl Simulation {
                     .activated_at
                     .expect("the active key says when it started");
                 assert!(
-                    now >= since + policy.rotation_interval,
-                    "{previous} replaced at {now}, after signing for only {}s",
-                    now - since
+                    at >= since + policy.rotation_interval,
+                    "{previous} replaced at {at}, after signing for only {}s",
+                    at - since
                 );
                 old.state = KeyState::Retiring;
-                old.deactivated_at = Some(now);
+                old.deactivated_at = Some(at);
                 let new = self.key_mut(&next);
                 assert_eq!(new.state, KeyState::Next);
                 new.state = KeyState::Active;
-                new.activated_at = Some(now);
+                new.activated_at = Some(at);
             }
             Step::Retire(kid) => self.retire(&kid, KeyState::Retiring, now),
             Step::DiscardNext(kid) => self.retire(&kid, KeyState::Next, now),
@@ -1175,9 +1201,9 @@ fn through_jwks(set: &KeySet, token: &str, now: UnixTime) -> Result<Claims, Toke
 }
 
 /// The keys a partner gets from the JWKS.
-fn partner_view(set: &KeySet) -> PublicKeySet {
+fn partner_view(set: &KeySet) -> JwkSet {
     let body = std::str::from_utf8(&set.jwks.body).unwrap();
-    PublicKeySet::from_jwks(body).expect("the JWKS parses")
+    JwkSet::parse(body).expect("the JWKS parses")
 }
 
 async fn stored_keys(app: &TestApp) -> Vec<StoredKey> {

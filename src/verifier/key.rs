@@ -1,0 +1,257 @@
+//! Public keys a verifier trusts: from a JWKS or a PEM file, each fixed to
+//! the one algorithm its type is made for.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::DecodingKey;
+use serde_json::Value;
+
+/// A JWS algorithm jwtd signs with. Verification always takes it from the
+/// key, never from a token's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+}
+
+impl Algorithm {
+    /// The JOSE name (`RS256`, `ES256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        }
+    }
+
+    /// The same algorithm as jsonwebtoken names it.
+    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+            Self::Es256 => jsonwebtoken::Algorithm::ES256,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "RS256" => Ok(Self::Rs256),
+            "ES256" => Ok(Self::Es256),
+            other => Err(format!("`{other}` is not RS256 or ES256")),
+        }
+    }
+}
+
+/// A public key, ready to verify with its own algorithm only.
+pub struct PublicKey {
+    /// The algorithm the key is made for.
+    pub alg: Algorithm,
+    /// jsonwebtoken's parsed form of the key.
+    pub decoding: DecodingKey,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// DER prefix of a P-256 SubjectPublicKeyInfo, before the 65-byte point.
+pub const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+impl PublicKey {
+    /// An RS256 key from base64url modulus and exponent (JWK `n`, `e`).
+    pub fn rsa(n: &str, e: &str) -> Result<Self, String> {
+        Ok(Self {
+            alg: Algorithm::Rs256,
+            decoding: DecodingKey::from_rsa_components(n, e).map_err(|err| err.to_string())?,
+        })
+    }
+
+    /// An ES256 key from base64url P-256 coordinates (JWK `x`, `y`).
+    pub fn p256(x: &str, y: &str) -> Result<Self, String> {
+        Ok(Self {
+            alg: Algorithm::Es256,
+            decoding: DecodingKey::from_ec_components(x, y).map_err(|err| err.to_string())?,
+        })
+    }
+
+    /// A key from one JWKS entry: `use` absent or `sig`, `kty` RSA or EC
+    /// P-256, and an `alg` (if given) that matches the type.
+    pub fn from_jwk(entry: &Value) -> Result<Self, String> {
+        if entry.get("use").is_some_and(|u| u != "sig") {
+            return Err("not a signing key".into());
+        }
+        let member = |name: &str| {
+            entry
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("no \"{name}\""))
+        };
+        let key = match member("kty")? {
+            "RSA" => Self::rsa(member("n")?, member("e")?)?,
+            "EC" if member("crv")? == "P-256" => Self::p256(member("x")?, member("y")?)?,
+            other => return Err(format!("unsupported key type {other}")),
+        };
+        if let Some(alg) = entry.get("alg")
+            && alg.as_str() != Some(key.alg.as_str())
+        {
+            return Err(format!("alg {alg} does not fit the key type"));
+        }
+        Ok(key)
+    }
+
+    /// A key from a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) or
+    /// `RSA PUBLIC KEY` document: RSA (RS256) or P-256 (ES256).
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        let (label, der) = pem_body(text)?;
+        if label != "PUBLIC KEY" && label != "RSA PUBLIC KEY" {
+            return Err(format!(
+                "found a \"{label}\" block, expected \"PUBLIC KEY\""
+            ));
+        }
+        if let Some(point) = der.strip_prefix(&P256_SPKI_PREFIX[..]) {
+            if point.len() != 65 || point[0] != 0x04 {
+                return Err("malformed P-256 point".into());
+            }
+            let (x, y) = (
+                URL_SAFE_NO_PAD.encode(&point[1..33]),
+                URL_SAFE_NO_PAD.encode(&point[33..]),
+            );
+            return Self::p256(&x, &y);
+        }
+        let rsa = aws_lc_rs::rsa::PublicKey::from_der(&der)
+            .map_err(|_| "neither an RSA nor a P-256 public key".to_owned())?;
+        let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(&rsa);
+        Ok(Self {
+            alg: Algorithm::Rs256,
+            decoding: DecodingKey::from_rsa_raw_components(&components.n, &components.e),
+        })
+    }
+}
+
+/// Where verification finds the key a token's `kid` names.
+pub trait KeyLookup {
+    /// The key for `kid` (the header's, if any).
+    fn key_for(&self, kid: Option<&str>) -> Option<&PublicKey>;
+}
+
+impl<T: KeyLookup> KeyLookup for std::sync::Arc<T> {
+    fn key_for(&self, kid: Option<&str>) -> Option<&PublicKey> {
+        T::key_for(self, kid)
+    }
+}
+
+/// Keys by kid, as read from a JWKS document.
+#[derive(Debug, Default)]
+pub struct JwkSet {
+    keys: HashMap<String, PublicKey>,
+}
+
+/// Why a JWKS could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// Not JSON, or not `{"keys":[…]}`.
+    #[error("not a JWKS document: {0}")]
+    NotJwks(String),
+    /// No usable RS256 or ES256 signing key with a kid.
+    #[error("the JWKS has no RS256 or ES256 signing key")]
+    NoUsableKey,
+}
+
+impl JwkSet {
+    /// Reads a JWKS document; entries jwtd can't verify with are skipped.
+    pub fn parse(text: &str) -> Result<Self, JwksError> {
+        let document: Value =
+            serde_json::from_str(text).map_err(|err| JwksError::NotJwks(err.to_string()))?;
+        let entries = document
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| JwksError::NotJwks("no \"keys\" array".into()))?;
+        let keys: HashMap<String, PublicKey> = entries
+            .iter()
+            .filter_map(|entry| {
+                let kid = entry.get("kid")?.as_str()?.to_owned();
+                Some((kid, PublicKey::from_jwk(entry).ok()?))
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKey);
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key with this kid.
+    pub fn get(&self, kid: &str) -> Option<&PublicKey> {
+        self.keys.get(kid)
+    }
+
+    /// Whether a key with this kid is known.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    /// The known kids.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+}
+
+impl KeyLookup for JwkSet {
+    fn key_for(&self, kid: Option<&str>) -> Option<&PublicKey> {
+        self.get(kid?)
+    }
+}
+
+/// One key that verifies whatever the token's kid says (an exported PEM).
+impl KeyLookup for PublicKey {
+    fn key_for(&self, _kid: Option<&str>) -> Option<&PublicKey> {
+        Some(self)
+    }
+}
+
+/// The label and decoded body of the first PEM block in `text`.
+fn pem_body(text: &str) -> Result<(String, Vec<u8>), String> {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("-----BEGIN "));
+    let label = lines
+        .next()
+        .and_then(|l| l.strip_prefix("-----BEGIN "))
+        .and_then(|l| l.strip_suffix("-----"))
+        .ok_or_else(|| "no -----BEGIN line".to_owned())?
+        .to_owned();
+    let end = format!("-----END {label}-----");
+    let mut body = String::new();
+    for line in lines.by_ref() {
+        if line == end {
+            let der = STANDARD
+                .decode(&body)
+                .map_err(|_| "the PEM body is not base64".to_owned())?;
+            return Ok((label, der));
+        }
+        body.push_str(line);
+    }
+    Err(format!("no {end} line"))
+}
