@@ -10,3 +10,4 @@ mod rotation;
 mod rotation_live;
 mod sessions;
 mod story;
+mod partner;
