@@ -110,14 +110,7 @@ fn verify_signature(
     }
     // `header.payload`: everything before the last dot.
     let signed = &token[..token.len() - signature.len() - 1];
-    let valid = jsonwebtoken::crypto::verify(
-        signature,
-        signed.as_bytes(),
-        &key.decoding,
-        key.alg.to_jsonwebtoken(),
-    )
-    .unwrap_or(false);
-    if !valid {
+    if !key.verifies(signed.as_bytes(), signature) {
         return Err(invalid(Invalid::BadSignature));
     }
     Ok(payload)

@@ -95,6 +95,19 @@ impl PublicKey {
         })
     }
 
+    /// Whether `signature` (base64url, as in a JWS) is this key's signature
+    /// of `message` under its own algorithm. ECDSA signatures must be the
+    /// 64-byte JOSE form (r‖s); DER is refused.
+    pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
+        jsonwebtoken::crypto::verify(
+            signature,
+            message,
+            &self.decoding,
+            self.alg.to_jsonwebtoken(),
+        )
+        .unwrap_or(false)
+    }
+
     /// A key from one JWKS entry: `use` absent or `sig`, `kty` RSA or EC
     /// P-256, and an `alg` (if given) that matches the type.
     pub fn from_jwk(entry: &Value) -> Result<Self, String> {
