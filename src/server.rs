@@ -18,7 +18,7 @@ use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenService;
-use crate::users::PasswordHasher;
+use crate::users::{LoginThrottle, PasswordHasher};
 
 /// How often a server runs the key schedule and looks for key changes made
 /// by other processes.
@@ -81,6 +81,10 @@ impl Issuer {
             tokens: Arc::new(TokenService::new(&config)),
             passwords: PasswordHasher::new().await,
             keys: Arc::new(KeyRing::new(keys)),
+            throttle: Arc::new(LoginThrottle::new(
+                config.login_failures_per_user,
+                config.login_failures_per_address,
+            )),
             config: Arc::new(config),
             store,
             clock,
@@ -117,6 +121,7 @@ impl Issuer {
         let (stop_tx, stop_rx) = watch::channel(false);
         let refresher = tokio::spawn(keep_keys_current(self.state.clone(), self.keys, stop_rx));
         let app = http::router(self.state.clone());
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -120,6 +120,10 @@ pub struct Config {
     pub jwks_max_age: Duration,
     /// Where the master key comes from.
     pub master_key: MasterKeySource,
+    /// Failed logins allowed per username per 15 minutes; 0: no limit.
+    pub login_failures_per_user: u32,
+    /// Failed logins allowed per client address per 15 minutes; 0: no limit.
+    pub login_failures_per_address: u32,
 }
 
 impl Default for Config {
@@ -148,6 +152,8 @@ impl Default for Config {
             key_prepublish: Duration::from_secs(86_400),
             jwks_max_age: Duration::from_secs(5 * 60),
             master_key: MasterKeySource::File(PathBuf::from("keys/master.key")),
+            login_failures_per_user: 10,
+            login_failures_per_address: 100,
         }
     }
 }
@@ -270,6 +276,12 @@ impl Config {
                 self.master_key = MasterKeySource::Inline(Zeroizing::new(value.trim().to_owned()))
             }
             "master_key_file" => self.master_key = MasterKeySource::File(PathBuf::from(value)),
+            "login_failures_per_user" => {
+                self.login_failures_per_user = count(value).map_err(bad)?
+            }
+            "login_failures_per_address" => {
+                self.login_failures_per_address = count(value).map_err(bad)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: origin.to_owned(),
@@ -335,6 +347,13 @@ fn positive(value: &str) -> Result<Duration, String> {
         return Err("must be longer than 0s".into());
     }
     Ok(duration)
+}
+
+fn count(value: &str) -> Result<u32, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a whole number (0 turns the limit off)"))
 }
 
 fn boolean(value: &str) -> Result<bool, String> {

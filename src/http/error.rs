@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::keys::KeyError;
 use crate::store::StoreError;
 use crate::tokens::{IssueError, SessionError, TokenError};
+use crate::users::Throttled;
 use crate::verifier::AuthError;
 
 /// The `WWW-Authenticate` challenge sent with every 401.
@@ -59,6 +60,9 @@ pub enum ApiError {
     /// A method the path doesn't answer.
     #[error("method not allowed")]
     MethodNotAllowed(String),
+    /// Too many failed logins for this username or address.
+    #[error("throttled")]
+    Throttled(Throttled),
     /// A fault on our side; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -139,6 +143,13 @@ impl ApiError {
                 S::METHOD_NOT_ALLOWED,
                 json!({"detail": format!("Method \"{method}\" not allowed.")}),
             ),
+            Self::Throttled(throttled) => (
+                S::TOO_MANY_REQUESTS,
+                json!({"detail": format!(
+                    "Request was throttled. Expected available in {} seconds.",
+                    throttled.retry_after
+                )}),
+            ),
             Self::Internal(_) => (
                 S::INTERNAL_SERVER_ERROR,
                 json!({"detail": "Internal server error."}),
@@ -154,6 +165,11 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, axum::Json(body)).into_response();
+        if let Self::Throttled(throttled) = self
+            && let Ok(value) = HeaderValue::from_str(&throttled.retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -2,6 +2,7 @@
 
 mod auth;
 mod body;
+mod client;
 mod error;
 mod jwks;
 mod me;
@@ -16,6 +17,7 @@ use axum::routing::{MethodRouter, get, post};
 
 pub use auth::Authenticated;
 pub use body::{Fields, MAX_BODY_BYTES};
+pub use client::ClientAddress;
 pub use error::ApiError;
 
 use crate::clock::Clock;
@@ -24,7 +26,7 @@ use crate::keys::{KeyRing, KeySet};
 use crate::store::Store;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::{Sessions, TokenService};
-use crate::users::PasswordHasher;
+use crate::users::{LoginThrottle, PasswordHasher};
 
 /// What every handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -41,6 +43,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The configuration.
     pub config: Arc<Config>,
+    /// Failed-login counters.
+    pub throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {

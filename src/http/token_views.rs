@@ -1,21 +1,24 @@
 //! The token endpoints: obtain a pair, refresh, verify, blacklist, log out
 //! everywhere, and the sliding-token pair of endpoints.
 
+use std::net::IpAddr;
+
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
 
 use super::body::{Fields, Trim};
-use super::{ApiError, AppState, Authenticated};
+use super::{ApiError, AppState, Authenticated, ClientAddress};
 use crate::tokens::{Expect, TokenType};
 use crate::users::{self, Password, User};
 
 /// `POST /api/token/`: username and password for an access and a refresh token.
 pub async fn obtain_pair(
     State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
-    let user = authenticate(&app, &fields).await?;
+    let user = authenticate(&app, address, &fields).await?;
     let now = app.clock.now();
     let keys = app.keys.current();
     let (access, refresh) = app.sessions(&keys).login(user.id, now).await?;
@@ -92,9 +95,10 @@ pub async fn logout_all(
 /// `POST /api/token/sliding/`: username and password for a sliding token.
 pub async fn obtain_sliding(
     State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
-    let user = authenticate(&app, &fields).await?;
+    let user = authenticate(&app, address, &fields).await?;
     let now = app.clock.now();
     let keys = app.keys.current();
     let token = app.sessions(&keys).login_sliding(user.id, now).await?;
@@ -119,9 +123,22 @@ pub async fn refresh_sliding(
     Ok(Json(json!({"token": token})))
 }
 
-/// The active user named by the body's username and password.
-async fn authenticate(app: &AppState, fields: &Fields) -> Result<User, ApiError> {
+/// The active user named by the body's username and password. Refused
+/// without checking the password when the username or address has used up
+/// its failed attempts.
+async fn authenticate(
+    app: &AppState,
+    address: Option<IpAddr>,
+    fields: &Fields,
+) -> Result<User, ApiError> {
     let [username, password] = fields.strings([("username", Trim::Yes), ("password", Trim::No)])?;
+    let now = app.clock.now();
+    app.throttle
+        .check(&username, address, now)
+        .map_err(|throttled| {
+            tracing::warn!(event = "login_throttled", %username, ?address);
+            ApiError::Throttled(throttled)
+        })?;
     let user = users::authenticate(
         &app.store,
         &app.passwords,
@@ -131,11 +148,13 @@ async fn authenticate(app: &AppState, fields: &Fields) -> Result<User, ApiError>
     .await?;
     match user {
         Some(user) => {
+            app.throttle.record_success(&username);
             tracing::info!(event = "login_succeeded", user_id = user.id, %username);
             Ok(user)
         }
         None => {
-            tracing::info!(event = "login_failed", %username);
+            app.throttle.record_failure(&username, address, now);
+            tracing::info!(event = "login_failed", %username, ?address);
             Err(ApiError::BadCredentials)
         }
     }

@@ -2,8 +2,10 @@
 //! reactor, and a login check that costs the same for unknown users.
 
 mod password;
+mod throttle;
 
 pub use password::{Password, PasswordHasher};
+pub use throttle::{LoginThrottle, Throttled};
 
 use crate::clock::UnixTime;
 use crate::store::{Store, StoreError};

@@ -11,4 +11,5 @@ mod rotation;
 mod rotation_live;
 mod sessions;
 mod story;
+mod throttle;
 mod vectors;
