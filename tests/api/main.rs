@@ -13,3 +13,5 @@ mod sessions;
 mod story;
 mod throttle;
 mod vectors;
+mod audit;
+mod faults;
