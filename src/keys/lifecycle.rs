@@ -48,11 +48,11 @@ pub async fn run_schedule(
         let mut tx = store.key_transaction().await?;
         let round = apply_due_steps(&mut tx, master, making, clock.now(), material).await?;
         tx.commit().await?;
-        log_steps(&round);
-        if round.is_empty() {
+        round.log();
+        if round.steps.is_empty() {
             break;
         }
-        applied.extend(round);
+        applied.extend(round.steps);
     }
     Ok(applied)
 }
@@ -73,11 +73,11 @@ pub async fn revoke(
         StoreError::NoSuchKey(_) => KeyError::UnknownKey(kid.to_owned()),
         other => other.into(),
     })?;
-    let steps = apply_due_steps(&mut tx, master, making, now, Some(material)).await?;
+    let round = apply_due_steps(&mut tx, master, making, now, Some(material)).await?;
     tx.commit().await?;
     tracing::warn!(event = "key_revoked", kid);
-    log_steps(&steps);
-    Ok(steps)
+    round.log();
+    Ok(round.steps)
 }
 
 /// Asks for an early rotation. With `now_please`, the next key signs at
@@ -108,9 +108,9 @@ pub async fn rotate(
         tracing::warn!(event = "key_activated", kid = %next, replaces = %active, forced = true);
         at = now;
     }
-    let steps = apply_due_steps(&mut tx, master, making, now, Some(material)).await?;
+    let round = apply_due_steps(&mut tx, master, making, now, Some(material)).await?;
     tx.commit().await?;
-    log_steps(&steps);
+    round.log();
     Ok(at)
 }
 
@@ -122,9 +122,9 @@ async fn apply_due_steps(
     making: KeyMaking,
     now: UnixTime,
     mut material: Option<GeneratedKey>,
-) -> Result<Vec<Step>, KeyError> {
+) -> Result<Round, KeyError> {
     let keys = tx.keys().await?;
-    let mut applied = Vec::new();
+    let mut round = Round::default();
     for step in schedule::plan(now, &keys, &making.policy) {
         match &step {
             Step::CreateActive(alg) | Step::CreateNext(alg) => {
@@ -135,7 +135,9 @@ async fn apply_due_steps(
                     Step::CreateActive(_) => KeyState::Active,
                     _ => KeyState::Next,
                 };
-                tx.insert(&seal(key, state, now, master)?).await?;
+                let key = seal(key, state, now, master)?;
+                tx.insert(&key).await?;
+                round.created.push(key.kid);
             }
             Step::Activate { next, previous, at } => {
                 if let Some(previous) = previous {
@@ -145,9 +147,43 @@ async fn apply_due_steps(
             }
             Step::Retire(kid) | Step::DiscardNext(kid) => tx.retire(kid, now).await?,
         }
-        applied.push(step);
+        round.steps.push(step);
     }
-    Ok(applied)
+    Ok(round)
+}
+
+/// What one transaction applied: the steps, and the kids of keys it made.
+#[derive(Debug, Default)]
+struct Round {
+    steps: Vec<Step>,
+    created: Vec<String>,
+}
+
+impl Round {
+    /// One audit event per change; call after the commit.
+    fn log(&self) {
+        let mut created = self.created.iter();
+        for step in &self.steps {
+            match step {
+                Step::CreateActive(alg) | Step::CreateNext(alg) => {
+                    let state = if matches!(step, Step::CreateActive(_)) {
+                        "active"
+                    } else {
+                        "next"
+                    };
+                    let kid = created.next().map_or("", String::as_str);
+                    tracing::info!(event = "key_created", kid, %alg, state);
+                }
+                Step::Activate { next, previous, .. } => {
+                    tracing::info!(event = "key_activated", kid = %next, replaces = ?previous)
+                }
+                Step::Retire(kid) => tracing::info!(event = "key_retired", %kid),
+                Step::DiscardNext(kid) => {
+                    tracing::info!(event = "key_retired", %kid, reason = "algorithm changed")
+                }
+            }
+        }
+    }
 }
 
 async fn generate(making: KeyMaking) -> Result<GeneratedKey, KeyError> {
@@ -176,22 +212,4 @@ fn seal(
         revoked_at: None,
         rotate_requested_at: None,
     })
-}
-
-fn log_steps(steps: &[Step]) {
-    for step in steps {
-        match step {
-            Step::CreateActive(alg) => {
-                tracing::info!(event = "key_created", %alg, state = "active")
-            }
-            Step::CreateNext(alg) => tracing::info!(event = "key_created", %alg, state = "next"),
-            Step::Activate { next, previous, .. } => {
-                tracing::info!(event = "key_activated", kid = %next, replaces = ?previous)
-            }
-            Step::Retire(kid) => tracing::info!(event = "key_retired", %kid),
-            Step::DiscardNext(kid) => {
-                tracing::info!(event = "key_retired", %kid, reason = "algorithm changed")
-            }
-        }
-    }
 }
