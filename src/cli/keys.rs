@@ -49,13 +49,12 @@ pub async fn run(command: KeysCommand, store: &Store, config: &Config) -> anyhow
         policy: RotationPolicy::new(config),
         rsa_bits: config.rsa_bits,
     };
-    let now = SystemClock.now();
     match command {
         KeysCommand::List { json } => list(store, json).await,
         KeysCommand::Rotate { now: at_once } => {
             let master = MasterKey::load(&config.master_key)?;
             let at = lifecycle::rotate(store, &master, making, at_once, &SystemClock).await?;
-            if at <= now {
+            if at <= SystemClock.now() {
                 println!("the next key is now active");
             } else {
                 println!(
