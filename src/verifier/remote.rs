@@ -97,13 +97,18 @@ impl RemoteJwks {
             self.refresh_in_background();
         }
         let unknown = kid.is_some_and(|kid| !cached.keys.contains(kid));
-        if unknown && self.take_unknown_kid_slot() {
+        if !unknown {
+            return cached.keys.clone();
+        }
+        if self.take_unknown_kid_slot() {
             if let Err(err) = self.fetch().await {
                 tracing::warn!(url = %self.url, error = %err, "JWKS refetch for an unknown kid failed");
             }
-            return self.current().keys.clone();
+        } else if self.fetching.try_lock().is_err() {
+            // A fetch is under way: it may bring this kid too, so wait for it.
+            drop(self.fetching.lock().await);
         }
-        cached.keys.clone()
+        self.current().keys.clone()
     }
 
     fn current(&self) -> Arc<Cached> {

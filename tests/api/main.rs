@@ -1,9 +1,11 @@
 //! Integration tests: each starts a real jwtd on 127.0.0.1:0 with its own
 //! SQLite file and a manual clock, and talks to it over HTTP.
 
+mod audit;
 mod cli;
 mod crypto;
 mod errors;
+mod faults;
 mod helpers;
 mod interop;
 mod partner;
@@ -13,5 +15,3 @@ mod sessions;
 mod story;
 mod throttle;
 mod vectors;
-mod audit;
-mod faults;
