@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, WriteTransaction};
 use crate::clock::UnixTime;
 use crate::keys::ring::StoredKey;
 
@@ -37,7 +37,7 @@ impl Store {
     /// commits, whatever other processes do.
     pub async fn key_transaction(&self) -> Result<KeyTransaction, StoreError> {
         Ok(KeyTransaction {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            write: self.begin_write().await?,
         })
     }
 }
@@ -45,13 +45,13 @@ impl Store {
 /// A write transaction on the keys; dropped without [`commit`](Self::commit),
 /// it rolls back.
 pub struct KeyTransaction {
-    tx: Transaction<'static, Sqlite>,
+    write: WriteTransaction,
 }
 
 impl KeyTransaction {
     /// Every key, as of this transaction.
     pub async fn keys(&mut self) -> Result<Vec<StoredKey>, StoreError> {
-        read_keys(&mut self.tx).await
+        read_keys(&mut self.write.tx).await
     }
 
     /// Inserts a key.
@@ -74,7 +74,7 @@ impl KeyTransaction {
         .bind(key.retired_at)
         .bind(key.revoked_at)
         .bind(key.rotate_requested_at)
-        .execute(&mut *self.tx)
+        .execute(&mut *self.write.tx)
         .await?;
         Ok(())
     }
@@ -87,7 +87,7 @@ impl KeyTransaction {
         )
         .bind(now)
         .bind(kid)
-        .execute(&mut *self.tx)
+        .execute(&mut *self.write.tx)
         .await?;
         expect_one(done.rows_affected(), kid)
     }
@@ -99,7 +99,7 @@ impl KeyTransaction {
         )
         .bind(now)
         .bind(kid)
-        .execute(&mut *self.tx)
+        .execute(&mut *self.write.tx)
         .await?;
         expect_one(done.rows_affected(), kid)
     }
@@ -112,7 +112,7 @@ impl KeyTransaction {
         )
         .bind(now)
         .bind(kid)
-        .execute(&mut *self.tx)
+        .execute(&mut *self.write.tx)
         .await?;
         expect_one(done.rows_affected(), kid)
     }
@@ -128,7 +128,7 @@ impl KeyTransaction {
         .bind(now)
         .bind(now)
         .bind(kid)
-        .execute(&mut *self.tx)
+        .execute(&mut *self.write.tx)
         .await?;
         expect_one(done.rows_affected(), kid)
     }
@@ -137,14 +137,14 @@ impl KeyTransaction {
     pub async fn request_rotation(&mut self, now: UnixTime) -> Result<(), StoreError> {
         sqlx::query("UPDATE signing_keys SET rotate_requested_at = ? WHERE state = 'active'")
             .bind(now)
-            .execute(&mut *self.tx)
+            .execute(&mut *self.write.tx)
             .await?;
         Ok(())
     }
 
     /// Makes every change of this transaction durable.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+        self.write.tx.commit().await?;
         Ok(())
     }
 }

@@ -9,10 +9,12 @@ pub use keys::KeyTransaction;
 pub use tokens::{NewToken, RefreshTransaction};
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,16 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Held by every write, so this process's writers queue here, in
+    /// order, instead of contending for SQLite's lock, whose busy handler
+    /// sleeps in growing steps (tens of milliseconds of tail latency).
+    writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction with this process's writer turn held.
+struct WriteTransaction {
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
 }
 
 impl Store {
@@ -72,7 +84,10 @@ impl Store {
                 path: path.display().to_string(),
                 reason: err.to_string(),
             })?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -93,6 +108,22 @@ impl Store {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+
+    /// Takes this process's writer turn, then SQLite's write lock
+    /// (`BEGIN IMMEDIATE`): what the transaction reads stays true until it
+    /// commits, whatever other processes do.
+    async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let turn = Arc::clone(&self.writer).lock_owned().await;
+        Ok(WriteTransaction {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: turn,
+        })
+    }
+
+    /// Waits for this process's writer turn, for a single-statement write.
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 
     /// Closes every connection, waiting for running queries.

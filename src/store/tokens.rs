@@ -4,7 +4,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, WriteTransaction};
 use crate::clock::UnixTime;
 use crate::tokens::{TokenRecord, TokenType};
 
@@ -38,7 +38,7 @@ impl Store {
         token: &NewToken<'_>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
         sqlx::query("INSERT INTO token_families (id, user_id, created_at) VALUES (?, ?, ?)")
             .bind(family_id)
             .bind(token.user_id)
@@ -56,7 +56,7 @@ impl Store {
         token: &NewToken<'_>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
         insert_outstanding(&mut tx, token, now).await?;
         tx.commit().await?;
         Ok(())
@@ -73,6 +73,7 @@ impl Store {
 
     /// Blacklists one token. Returns `false` if it was not recorded.
     pub async fn blacklist(&self, jti: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
              SELECT jti, ? FROM outstanding_tokens WHERE jti = ?",
@@ -87,6 +88,7 @@ impl Store {
     /// Blacklists every unexpired outstanding token of a user; returns how
     /// many were newly blacklisted.
     pub async fn logout_all(&self, user_id: i64, now: UnixTime) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
              SELECT jti, ? FROM outstanding_tokens WHERE user_id = ? AND expires_at > ?",
@@ -102,7 +104,7 @@ impl Store {
     /// Deletes outstanding tokens past their expiry (their blacklist entries
     /// go with them) and families left empty; returns how many tokens.
     pub async fn flush_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM outstanding_tokens WHERE expires_at <= ?")
             .bind(now)
             .execute(&mut *tx)
@@ -122,7 +124,7 @@ impl Store {
     /// after the other.
     pub async fn refresh_transaction(&self) -> Result<RefreshTransaction, StoreError> {
         Ok(RefreshTransaction {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            write: self.begin_write().await?,
         })
     }
 }
@@ -130,7 +132,7 @@ impl Store {
 /// The one transaction of a refresh; dropped without
 /// [`commit`](Self::commit), it changes nothing.
 pub struct RefreshTransaction {
-    tx: Transaction<'static, Sqlite>,
+    write: WriteTransaction,
 }
 
 impl RefreshTransaction {
@@ -138,7 +140,7 @@ impl RefreshTransaction {
     pub async fn record(&mut self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(RECORD_SQL)
             .bind(jti)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(&mut *self.write.tx)
             .await?;
         row.map(record_from_row).transpose()
     }
@@ -147,7 +149,7 @@ impl RefreshTransaction {
     pub async fn user_is_active(&mut self, user_id: i64) -> Result<bool, StoreError> {
         let active: Option<bool> = sqlx::query_scalar("SELECT is_active FROM users WHERE id = ?")
             .bind(user_id)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(&mut *self.write.tx)
             .await?;
         Ok(active.unwrap_or(false))
     }
@@ -161,7 +163,7 @@ impl RefreshTransaction {
         blacklist_old: bool,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        insert_outstanding(&mut self.tx, new, now).await?;
+        insert_outstanding(&mut self.write.tx, new, now).await?;
         // The grace runs from the first rotation: retries don't extend it.
         sqlx::query(
             "UPDATE outstanding_tokens SET rotated_at = COALESCE(rotated_at, ?), replaced_by = ? WHERE jti = ?",
@@ -169,7 +171,7 @@ impl RefreshTransaction {
             .bind(now)
             .bind(new.jti)
             .bind(old)
-            .execute(&mut *self.tx)
+            .execute(&mut *self.write.tx)
             .await?;
         if blacklist_old {
             self.blacklist(old, now).await?;
@@ -182,7 +184,7 @@ impl RefreshTransaction {
         sqlx::query("INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) VALUES (?, ?)")
             .bind(jti)
             .bind(now)
-            .execute(&mut *self.tx)
+            .execute(&mut *self.write.tx)
             .await?;
         Ok(())
     }
@@ -196,7 +198,7 @@ impl RefreshTransaction {
         sqlx::query("UPDATE token_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now)
             .bind(family_id)
-            .execute(&mut *self.tx)
+            .execute(&mut *self.write.tx)
             .await?;
         sqlx::query(
             "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
@@ -204,14 +206,14 @@ impl RefreshTransaction {
         )
         .bind(now)
         .bind(family_id)
-        .execute(&mut *self.tx)
+        .execute(&mut *self.write.tx)
         .await?;
         Ok(())
     }
 
     /// Makes every change durable at once.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+        self.write.tx.commit().await?;
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ impl Store {
         is_active: bool,
         now: UnixTime,
     ) -> Result<User, StoreError> {
+        let _turn = self.write_turn().await;
         let result = sqlx::query(
             "INSERT INTO users (username, password_hash, is_active, date_joined) VALUES (?, ?, ?, ?)",
         )
@@ -74,6 +75,7 @@ impl Store {
 
     /// Enables or disables a user.
     pub async fn set_user_active(&self, username: &str, active: bool) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("UPDATE users SET is_active = ? WHERE username = ?")
             .bind(active)
             .bind(username)
@@ -84,6 +86,7 @@ impl Store {
 
     /// Replaces a user's password hash.
     pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
             .bind(hash)
             .bind(username)
@@ -94,6 +97,7 @@ impl Store {
 
     /// Records a successful login.
     pub async fn touch_last_login(&self, user_id: i64, now: UnixTime) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
             .bind(now)
             .bind(user_id)

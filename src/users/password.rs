@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 /// A password in memory: never printed, wiped when dropped.
@@ -29,26 +30,33 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Hashes and verifies passwords on tokio's blocking pool. Holds a dummy
-/// hash so unknown users cost a full verification too.
+/// Hashes and verifies passwords on tokio's blocking pool, at most one per
+/// CPU at a time: each argon2 computation holds 19 MiB, and more at once
+/// than there are cores only adds memory (a login flood would otherwise
+/// grow the process by gigabytes), not throughput. Holds a dummy hash so
+/// unknown users cost a full verification too.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     dummy_hash: Arc<str>,
+    slots: Arc<Semaphore>,
 }
 
 impl PasswordHasher {
     /// Creates the hasher (computes the dummy hash once).
     pub async fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let slots = Arc::new(Semaphore::new(cores));
         let dummy = Password::new("jwtd dummy password for unknown users".into());
-        let dummy_hash = hash_blocking(&dummy).await.unwrap_or_default();
+        let dummy_hash = hash_blocking(&slots, &dummy).await.unwrap_or_default();
         Self {
             dummy_hash: dummy_hash.into(),
+            slots,
         }
     }
 
     /// The argon2id PHC string of `password`, with a fresh random salt.
     pub async fn hash(&self, password: &Password) -> Result<String, argon2::password_hash::Error> {
-        hash_blocking(password).await
+        hash_blocking(&self.slots, password).await
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown user), it
@@ -56,6 +64,9 @@ impl PasswordHasher {
     pub async fn verify(&self, password: Password, hash: Option<String>) -> bool {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let Ok(_slot) = self.slots.acquire().await else {
+            return false;
+        };
         let matches = tokio::task::spawn_blocking(move || {
             Argon2::default()
                 .verify_password(password.expose(), hash.as_str())
@@ -67,7 +78,13 @@ impl PasswordHasher {
     }
 }
 
-async fn hash_blocking(password: &Password) -> Result<String, argon2::password_hash::Error> {
+async fn hash_blocking(
+    slots: &Semaphore,
+    password: &Password,
+) -> Result<String, argon2::password_hash::Error> {
+    let Ok(_slot) = slots.acquire().await else {
+        return Err(argon2::password_hash::Error::Crypto);
+    };
     let password = password.clone();
     tokio::task::spawn_blocking(move || {
         Argon2::default()
