@@ -2,6 +2,7 @@
 //! everywhere, and the sliding-token pair of endpoints.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::body::{Fields, Trim};
 use super::{ApiError, AppState, Authenticated, ClientAddress};
-use crate::tokens::{Expect, TokenType};
+use crate::clock::UnixTime;
+use crate::keys::KeySet;
+use crate::tokens::{Claims, Expect, TokenType};
 use crate::users::{self, Password, User};
 
 /// `POST /api/token/`: username and password for an access and a refresh token.
@@ -29,13 +32,8 @@ pub async fn obtain_pair(
 /// `POST /api/token/refresh/`: a refresh token for a new access token, and
 /// a new refresh token when `rotate_refresh_tokens` is on.
 pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
-    let [token] = fields.strings([("refresh", Trim::Yes)])?;
-    let now = app.clock.now();
-    let keys = app.keys.current();
-    let claims = app
-        .tokens
-        .verify(&keys, &token, Expect::Type(TokenType::Refresh), now)
-        .map_err(ApiError::Token)?;
+    let Presented { claims, keys, now } =
+        presented(&app, &fields, "refresh", Expect::Type(TokenType::Refresh))?;
     let refreshed = app.sessions(&keys).refresh(&claims, now).await?;
     let mut body = Map::new();
     body.insert("access".into(), refreshed.access.into());
@@ -48,13 +46,7 @@ pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Json
 /// `POST /api/token/verify/`: 200 `{}` for any valid token jwtd issued that
 /// is not blacklisted.
 pub async fn verify(State(app): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
-    let [token] = fields.strings([("token", Trim::Yes)])?;
-    let now = app.clock.now();
-    let keys = app.keys.current();
-    let claims = app
-        .tokens
-        .verify(&keys, &token, Expect::AnyType, now)
-        .map_err(ApiError::Token)?;
+    let Presented { claims, keys, .. } = presented(&app, &fields, "token", Expect::AnyType)?;
     app.sessions(&keys).check_not_blacklisted(&claims).await?;
     Ok(Json(json!({})))
 }
@@ -64,13 +56,8 @@ pub async fn blacklist(
     State(app): State<AppState>,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
-    let [token] = fields.strings([("refresh", Trim::Yes)])?;
-    let now = app.clock.now();
-    let keys = app.keys.current();
-    let claims = app
-        .tokens
-        .verify(&keys, &token, Expect::Type(TokenType::Refresh), now)
-        .map_err(ApiError::Token)?;
+    let Presented { claims, keys, now } =
+        presented(&app, &fields, "refresh", Expect::Type(TokenType::Refresh))?;
     app.sessions(&keys).blacklist(&claims, now).await?;
     Ok(Json(json!({})))
 }
@@ -112,15 +99,34 @@ pub async fn refresh_sliding(
     State(app): State<AppState>,
     fields: Fields,
 ) -> Result<Json<Value>, ApiError> {
-    let [token] = fields.strings([("token", Trim::Yes)])?;
+    let Presented { claims, keys, now } =
+        presented(&app, &fields, "token", Expect::Type(TokenType::Sliding))?;
+    let token = app.sessions(&keys).refresh_sliding(&claims, now).await?;
+    Ok(Json(json!({"token": token})))
+}
+
+/// A token from the body, verified, with the key set and time it was
+/// verified at (read once per request).
+struct Presented {
+    claims: Claims,
+    keys: Arc<KeySet>,
+    now: UnixTime,
+}
+
+fn presented(
+    app: &AppState,
+    fields: &Fields,
+    field: &str,
+    expect: Expect,
+) -> Result<Presented, ApiError> {
+    let [token] = fields.strings([(field, Trim::Yes)])?;
     let now = app.clock.now();
     let keys = app.keys.current();
     let claims = app
         .tokens
-        .verify(&keys, &token, Expect::Type(TokenType::Sliding), now)
+        .verify(&keys, &token, expect, now)
         .map_err(ApiError::Token)?;
-    let token = app.sessions(&keys).refresh_sliding(&claims, now).await?;
-    Ok(Json(json!({"token": token})))
+    Ok(Presented { claims, keys, now })
 }
 
 /// The active user named by the body's username and password. Refused
