@@ -79,7 +79,7 @@ impl Issuer {
         let keys = KeySet::build(version, &stored, &master, None, &making.policy)?;
         let state = AppState {
             tokens: Arc::new(TokenService::new(&config)),
-            passwords: PasswordHasher::new().await,
+            passwords: PasswordHasher::with_cost(config.password_hash).await,
             keys: Arc::new(KeyRing::new(keys)),
             throttle: Arc::new(LoginThrottle::new(
                 config.login_failures_per_user,

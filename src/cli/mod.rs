@@ -70,7 +70,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Users { action } => users::run(action, &open_store(&config).await?).await,
+        Command::Users { action } => {
+            users::run(action, &open_store(&config).await?, config.password_hash).await
+        }
         Command::Keys { action } => keys::run(action, &open_store(&config).await?, &config).await,
         Command::Token { action } => token::run(action, &config).await,
         Command::FlushExpired => {

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::clock::{Clock, SystemClock, format_rfc3339};
 use crate::store::Store;
-use crate::users::{Password, PasswordHasher, check_username};
+use crate::users::{HashCost, Password, PasswordHasher, check_username};
 
 /// User management.
 #[derive(Debug, Subcommand)]
@@ -51,7 +51,7 @@ pub enum UsersCommand {
 }
 
 /// Runs a users subcommand.
-pub async fn run(command: UsersCommand, store: &Store) -> anyhow::Result<()> {
+pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow::Result<()> {
     match command {
         UsersCommand::Add {
             name,
@@ -63,7 +63,7 @@ pub async fn run(command: UsersCommand, store: &Store) -> anyhow::Result<()> {
                 bail!("user `{name}` already exists");
             }
             let password = read_password(password_stdin)?;
-            let hash = PasswordHasher::new()
+            let hash = PasswordHasher::with_cost(cost)
                 .await
                 .hash(&password)
                 .await
@@ -109,7 +109,7 @@ pub async fn run(command: UsersCommand, store: &Store) -> anyhow::Result<()> {
                 bail!("no user named `{name}`");
             }
             let password = read_password(password_stdin)?;
-            let hash = PasswordHasher::new()
+            let hash = PasswordHasher::with_cost(cost)
                 .await
                 .hash(&password)
                 .await

@@ -15,6 +15,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::keys::Algorithm;
+use crate::users::HashCost;
 
 /// The environment variable that names a config file.
 pub const CONFIG_ENV: &str = "JWTD_CONFIG";
@@ -124,6 +125,8 @@ pub struct Config {
     pub login_failures_per_user: u32,
     /// Failed logins allowed per client address per 15 minutes; 0: no limit.
     pub login_failures_per_address: u32,
+    /// argon2id cost of new password hashes.
+    pub password_hash: HashCost,
 }
 
 impl Default for Config {
@@ -154,6 +157,7 @@ impl Default for Config {
             master_key: MasterKeySource::File(PathBuf::from("keys/master.key")),
             login_failures_per_user: 10,
             login_failures_per_address: 100,
+            password_hash: HashCost::default(),
         }
     }
 }
@@ -279,6 +283,13 @@ impl Config {
             "login_failures_per_user" => {
                 self.login_failures_per_user = count(value).map_err(bad)?
             }
+            "password_hash_memory" => self.password_hash.memory_kib = count(value).map_err(bad)?,
+            "password_hash_iterations" => {
+                self.password_hash.iterations = count(value).map_err(bad)?
+            }
+            "password_hash_parallelism" => {
+                self.password_hash.parallelism = count(value).map_err(bad)?
+            }
             "login_failures_per_address" => {
                 self.login_failures_per_address = count(value).map_err(bad)?
             }
@@ -307,6 +318,12 @@ impl Config {
                     format_duration(self.jwks_max_age),
                     format_duration(self.key_prepublish)
                 ),
+            ));
+        }
+        if let Err(reason) = self.password_hash.params() {
+            return Err(bad(
+                "password_hash_memory",
+                format!("argon2 refuses this cost: {reason}"),
             ));
         }
         let names = [
@@ -483,6 +500,21 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("jwks_max_age")
+        );
+    }
+
+    #[test]
+    fn a_password_hash_cost_argon2_refuses_is_named() {
+        let mut config = Config::default();
+        config
+            .apply_env(env(&[("JWTD_PASSWORD_HASH_MEMORY", "1")]))
+            .unwrap();
+        assert!(
+            config
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("password_hash_memory")
         );
     }
 

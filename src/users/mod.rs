@@ -4,7 +4,7 @@
 mod password;
 mod throttle;
 
-pub use password::{Password, PasswordHasher};
+pub use password::{HashCost, Password, PasswordHasher};
 pub use throttle::{LoginThrottle, Throttled};
 
 use crate::clock::UnixTime;
