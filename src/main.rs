@@ -31,7 +31,8 @@ async fn main() -> ExitCode {
     };
     let default_level = match cli.command {
         jwtd::cli::Command::Serve => "info,sqlx=warn",
-        _ => "warn",
+        // Audit events (key_created, logout_all…) are info: keep them.
+        _ => "warn,jwtd=info",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

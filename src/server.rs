@@ -64,7 +64,15 @@ impl Issuer {
     /// Opens the store (creating and migrating it), loads or creates the
     /// master key, creates the first signing keys if needed and loads them.
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        let store = Store::open(&config.database_path()).await?;
+        let path = config.database_path();
+        let store = Store::open(&path).await?;
+        store
+            .check_writable()
+            .await
+            .map_err(|err| StoreError::Open {
+                path: path.display().to_string(),
+                reason: err.to_string(),
+            })?;
         let master = Arc::new(MasterKey::load(&config.master_key)?);
         let making = KeyMaking {
             policy: RotationPolicy::new(&config),

@@ -62,32 +62,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::Token { action } => token::run(action, &config).await,
+        command => {
+            let store = Store::open(&config.database_path()).await?;
+            let result = run_on_store(command, &store, &config).await;
+            // Closing checkpoints the WAL, so no -wal/-shm files are left.
+            store.close().await;
+            result
+        }
+    }
+}
+
+/// The commands that work on the database.
+async fn run_on_store(command: Command, store: &Store, config: &Config) -> anyhow::Result<()> {
+    match command {
         Command::Migrate => {
-            open_store(&config).await?;
             println!(
                 "database {} is up to date",
                 config.database_path().display()
             );
             Ok(())
         }
-        Command::Users { action } => {
-            users::run(action, &open_store(&config).await?, config.password_hash).await
-        }
-        Command::Keys { action } => keys::run(action, &open_store(&config).await?, &config).await,
-        Command::Token { action } => token::run(action, &config).await,
+        Command::Users { action } => users::run(action, store, config.password_hash).await,
+        Command::Keys { action } => keys::run(action, store, config).await,
         Command::FlushExpired => {
-            let count = open_store(&config)
-                .await?
-                .flush_expired(SystemClock.now())
-                .await?;
+            let count = store.flush_expired(SystemClock.now()).await?;
             println!("deleted {count} expired token record(s)");
             Ok(())
         }
+        // Handled by `run` without a store.
+        Command::Serve | Command::Token { .. } => Ok(()),
     }
-}
-
-async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open(&config.database_path()).await?)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
 
 pub use auth::Authenticated;
-pub use body::{Fields, MAX_BODY_BYTES};
+pub use body::{Fields, MAX_BODY_BYTES, Trim};
 pub use client::ClientAddress;
 pub use error::ApiError;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// What can go wrong talking to the database.
@@ -30,10 +30,10 @@ pub enum StoreError {
     },
     /// A migration failed.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// A query failed.
     #[error("database error: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
     /// A username that is already taken.
     #[error("user `{0}` already exists")]
     UsernameTaken(String),
@@ -46,6 +46,20 @@ pub enum StoreError {
     /// A row that does not decode into its domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+// Not `#[from]`: the message already includes the cause, and a chained
+// source would print it again in one-line CLI errors.
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Query(err)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(err)
+    }
 }
 
 /// A handle to the database; cheap to clone.
@@ -78,6 +92,16 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A COMMIT that failed on a full or read-only disk leaves sqlx
+            // believing the connection is still in a transaction; the ping
+            // runs any queued rollback, and a connection still in a
+            // transaction is dropped rather than reused.
+            .before_acquire(|conn, _meta| {
+                Box::pin(async move {
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|err| StoreError::Open {
@@ -124,6 +148,17 @@ impl Store {
     /// Waits for this process's writer turn, for a single-statement write.
     async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.writer.lock().await
+    }
+
+    /// Fails unless the database can be written (SQLite opens a file it
+    /// cannot write read-only, without complaint).
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let mut write = self.begin_write().await?;
+        sqlx::query("UPDATE key_set_version SET version = version WHERE id = 1")
+            .execute(&mut *write.tx)
+            .await?;
+        write.tx.rollback().await?;
+        Ok(())
     }
 
     /// Closes every connection, waiting for running queries.

@@ -114,6 +114,13 @@ impl PublicKey {
         if entry.get("use").is_some_and(|u| u != "sig") {
             return Err("not a signing key".into());
         }
+        let verifies = |ops: &Value| {
+            ops.as_array()
+                .is_some_and(|ops| ops.iter().any(|op| op == "verify"))
+        };
+        if entry.get("key_ops").is_some_and(|ops| !verifies(ops)) {
+            return Err("key_ops does not allow \"verify\"".into());
+        }
         let member = |name: &str| {
             entry
                 .get(name)
