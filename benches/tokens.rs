@@ -1,2 +1,331 @@
-//! (being written)
-fn main() {}
+//! Token benchmarks: per algorithm (RS256-2048 and ES256), the raw aws-lc-rs
+//! sign and verify with a key parsed once, against jwtd's own
+//! `TokenService::issue` and `TokenService::verify` with the same key.
+//!
+//! `cargo bench --bench tokens` runs criterion's groups (`RS256/…`,
+//! `ES256/…`), then prints jwtd's overhead: issue time / raw sign time and
+//! verify time / raw verify time, from a timed loop of its own (median of
+//! a few short rounds, one thread). `OVERHEAD_SECS` sets the length of each
+//! round (default 0.3 s). Under `cargo test --benches` every benchmark runs
+//! once and the overhead table is skipped.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, UnparsedPublicKey,
+    VerificationAlgorithm,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::{Criterion, criterion_group};
+
+use jwtd::clock::{Clock, SystemClock, UnixTime};
+use jwtd::config::Config;
+use jwtd::keys::material;
+use jwtd::keys::ring::StoredKey;
+use jwtd::keys::schedule::RotationPolicy;
+use jwtd::keys::{Algorithm, KeySet, KeyState, MasterKey};
+use jwtd::tokens::{Expect, TokenService, TokenType};
+
+/// The raw aws-lc-rs key, parsed once from the same PKCS#8 jwtd uses.
+enum RawKey {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// Everything one algorithm's benchmarks need, built once.
+struct Fixture {
+    alg: Algorithm,
+    raw: RawKey,
+    rng: SystemRandom,
+    /// Public key as aws-lc-rs parses it once (the verify ceiling).
+    parsed: ParsedPublicKey,
+    /// Public key bytes for `UnparsedPublicKey` (parsed on every verify).
+    public_bytes: Vec<u8>,
+    verify_alg: &'static dyn VerificationAlgorithm,
+    keys: KeySet,
+    service: TokenService,
+    now: UnixTime,
+    /// A token jwtd issued: its signing input and raw signature.
+    token: String,
+    signing_input: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl Fixture {
+    fn new(alg: Algorithm) -> Self {
+        let config = Config::default();
+        let now = SystemClock.now();
+        let generated = material::generate(alg, 2048).expect("key generation");
+        let master = MasterKey::from_bytes(&[7; 32]).expect("master key");
+        // What `lifecycle::seal` stores for a freshly created active key.
+        let stored = StoredKey {
+            sealed_private: Some(master.seal(&generated.kid, &generated.pkcs8).expect("seal")),
+            kid: generated.kid.clone(),
+            alg,
+            state: KeyState::Active,
+            public: generated.public.clone(),
+            created_at: now,
+            activated_at: Some(now),
+            deactivated_at: None,
+            retired_at: None,
+            revoked_at: None,
+            rotate_requested_at: None,
+        };
+        let keys = KeySet::build(1, &[stored], &master, None, &RotationPolicy::new(&config))
+            .expect("key set");
+        let service = TokenService::new(&config);
+
+        let (raw, public_bytes, verify_alg): (_, Vec<u8>, &'static dyn VerificationAlgorithm) =
+            match alg {
+                Algorithm::Rs256 => {
+                    let pair =
+                        aws_lc_rs::rsa::KeyPair::from_pkcs8(&generated.pkcs8).expect("RSA PKCS#8");
+                    let public = pair.public_key().as_ref().to_vec();
+                    (RawKey::Rsa(pair), public, &RSA_PKCS1_2048_8192_SHA256)
+                }
+                Algorithm::Es256 => {
+                    let pair = EcdsaKeyPair::from_pkcs8(
+                        &ECDSA_P256_SHA256_FIXED_SIGNING,
+                        &generated.pkcs8,
+                    )
+                    .expect("EC PKCS#8");
+                    let public = pair.public_key().as_ref().to_vec();
+                    (RawKey::Ec(pair), public, &ECDSA_P256_SHA256_FIXED)
+                }
+            };
+        let parsed = ParsedPublicKey::new(verify_alg, &public_bytes).expect("public key");
+
+        // A typical signing input: exactly what jwtd signs for an access token.
+        let (token, _) = service
+            .issue(&keys, TokenType::Access, "42", now)
+            .expect("issue");
+        let (input, sig_b64) = token.rsplit_once('.').expect("compact JWS");
+        let signing_input = input.as_bytes().to_vec();
+        let signature = URL_SAFE_NO_PAD
+            .decode(sig_b64)
+            .expect("base64url signature");
+        let fixture = Self {
+            alg,
+            raw,
+            rng: SystemRandom::new(),
+            parsed,
+            public_bytes,
+            verify_alg,
+            keys,
+            service,
+            now,
+            token,
+            signing_input,
+            signature,
+        };
+        // Sanity: every path agrees before anything is timed.
+        fixture.raw_verify();
+        fixture.raw_verify_unparsed();
+        fixture.jwtd_verify();
+        let mut fresh = Vec::new();
+        fixture.raw_sign(&mut fresh);
+        fixture
+            .parsed
+            .verify_sig(&fixture.signing_input, &fresh)
+            .expect("raw signature verifies");
+        fixture
+    }
+
+    /// One raw signature over the signing input, into `out`.
+    fn raw_sign(&self, out: &mut Vec<u8>) {
+        match &self.raw {
+            RawKey::Rsa(pair) => {
+                out.resize(pair.public_modulus_len(), 0);
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, &self.signing_input, out)
+                    .expect("RSA sign");
+            }
+            RawKey::Ec(pair) => {
+                let sig = pair.sign(&self.rng, &self.signing_input).expect("EC sign");
+                out.clear();
+                out.extend_from_slice(sig.as_ref());
+            }
+        }
+    }
+
+    /// One raw verification with the public key parsed once.
+    fn raw_verify(&self) {
+        self.parsed
+            .verify_sig(black_box(&self.signing_input), black_box(&self.signature))
+            .expect("raw verify");
+    }
+
+    /// One raw verification that parses the public key each time.
+    fn raw_verify_unparsed(&self) {
+        UnparsedPublicKey::new(self.verify_alg, &self.public_bytes)
+            .verify(black_box(&self.signing_input), black_box(&self.signature))
+            .expect("raw verify (unparsed)");
+    }
+
+    /// One `TokenService::issue` of an access token.
+    fn jwtd_issue(&self) -> String {
+        self.service
+            .issue(&self.keys, TokenType::Access, black_box("42"), self.now)
+            .expect("issue")
+            .0
+    }
+
+    /// One `TokenService::verify` of an access token.
+    fn jwtd_verify(&self) {
+        self.service
+            .verify(
+                &self.keys,
+                black_box(&self.token),
+                Expect::Type(TokenType::Access),
+                self.now,
+            )
+            .expect("verify");
+    }
+}
+
+fn bench_algorithm(c: &mut Criterion, fixture: &Fixture) {
+    let mut group = c.benchmark_group(fixture.alg.as_str());
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let mut out = Vec::with_capacity(512);
+    group.bench_function("raw_sign", |b| {
+        b.iter(|| {
+            fixture.raw_sign(&mut out);
+            black_box(&out);
+        })
+    });
+    group.bench_function("jwtd_issue", |b| b.iter(|| black_box(fixture.jwtd_issue())));
+    group.bench_function("raw_verify_parsed", |b| b.iter(|| fixture.raw_verify()));
+    group.bench_function("raw_verify_unparsed", |b| {
+        b.iter(|| fixture.raw_verify_unparsed())
+    });
+    group.bench_function("jwtd_verify", |b| b.iter(|| fixture.jwtd_verify()));
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    for fixture in fixtures() {
+        bench_algorithm(c, fixture);
+    }
+}
+
+fn fixtures() -> &'static [Fixture] {
+    static FIXTURES: std::sync::OnceLock<Vec<Fixture>> = std::sync::OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        vec![
+            Fixture::new(Algorithm::Rs256),
+            Fixture::new(Algorithm::Es256),
+        ]
+    })
+}
+
+criterion_group!(groups, benches);
+
+/// Nanoseconds per call of `op`, timed in a loop of about `round`.
+fn time_per_op(round: Duration, mut op: impl FnMut()) -> f64 {
+    // Warm up, and size batches so the clock is read rarely.
+    let start = Instant::now();
+    let mut warm = 0u64;
+    while start.elapsed() < round / 10 {
+        op();
+        warm += 1;
+    }
+    let batch = (warm / 20).max(1);
+    let start = Instant::now();
+    let mut calls = 0u64;
+    loop {
+        for _ in 0..batch {
+            op();
+        }
+        calls += batch;
+        let elapsed = start.elapsed();
+        if elapsed >= round {
+            return elapsed.as_nanos() as f64 / calls as f64;
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Prints jwtd's overhead over the raw backend, per algorithm.
+fn print_overhead() {
+    let round = std::env::var("OVERHEAD_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_millis(300), Duration::from_secs_f64);
+    const ROUNDS: usize = 5;
+    println!();
+    println!(
+        "jwtd overhead over raw aws-lc-rs (1 thread, median of {ROUNDS} x {:.1} s per figure)",
+        round.as_secs_f64()
+    );
+    println!();
+    println!(
+        "| alg | raw sign µs | jwtd issue µs | issue / sign | raw verify µs (parsed key) | jwtd verify µs | verify / raw verify | raw verify µs (unparsed key) | verify / unparsed |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for f in fixtures() {
+        let mut out = Vec::with_capacity(512);
+        let (mut sign, mut issue, mut verify, mut jverify, mut unparsed) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        // Interleaved rounds, so a noisy neighbour hits every figure alike.
+        for _ in 0..ROUNDS {
+            sign.push(time_per_op(round, || {
+                f.raw_sign(&mut out);
+                black_box(&out);
+            }));
+            issue.push(time_per_op(round, || {
+                black_box(f.jwtd_issue());
+            }));
+            verify.push(time_per_op(round, || f.raw_verify()));
+            jverify.push(time_per_op(round, || f.jwtd_verify()));
+            unparsed.push(time_per_op(round, || f.raw_verify_unparsed()));
+        }
+        let (sign, issue, verify, jverify, unparsed) = (
+            median(sign),
+            median(issue),
+            median(verify),
+            median(jverify),
+            median(unparsed),
+        );
+        println!(
+            "| {} | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2}× |",
+            f.alg,
+            sign / 1e3,
+            issue / 1e3,
+            issue / sign,
+            verify / 1e3,
+            jverify / 1e3,
+            jverify / verify,
+            unparsed / 1e3,
+            jverify / unparsed,
+        );
+    }
+    println!();
+    println!(
+        "issue = claims + jti + JSON + base64url + sign with the cached key; \
+         verify = parse header and claims (strict JSON) + key lookup by kid + \
+         signature via jsonwebtoken + claim checks."
+    );
+}
+
+fn main() {
+    // criterion_main! without the macro, so the overhead table comes last.
+    groups();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo bench` passes --bench; `cargo test --benches` does not (test
+    // mode: each benchmark ran once above, skip the timed loops).
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list") {
+        print_overhead();
+    }
+}

@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# bench/run.sh: jwtd under load against the raw crypto ceiling (issue 6).
+#
+#   bench/run.sh                  full run: RS256 and ES256, c=16 and c=64, 10 s per run (~10 min)
+#   QUICK=1 bench/run.sh          3 s per run (login 10 s), c=64 only (~3 min after the build)
+#
+# What it does, all on 127.0.0.1 and bounded in time:
+#  1. installs wrk with apt-get if it is missing; builds jwtd (`cargo build
+#     --release`) and the helper in bench/ceiling (into the same target/);
+#  2. measures the raw ceilings on 2 threads (again at the end; the better is kept) with the helper: aws-lc-rs
+#     RS256-2048 / ES256 sign and verify with keys parsed once, and argon2id
+#     hashes/s at jwtd's password cost;
+#  3. per algorithm: a temporary database and master key; user `bench`
+#     (`jwtd users add`); refresh tokens minted through jwtd's own login path
+#     (one login each, without the password hash, as the simplejwt peer's
+#     were), on a tmpfs copy of the database, then copied to disk; starts
+#     `jwtd serve` on a free loopback port and runs wrk (-t1, fixed duration)
+#     on every endpoint at each concurrency; the server's peak RSS per run
+#     comes from VmHWM (reset before each run through /proc/PID/clear_refs)
+#     and its CPU time from /proc/PID/stat; stops the server by its PID;
+#  4. prints one markdown table and writes it to bench/results.md.
+#
+# Settings (environment):
+#   BENCH_SECONDS      seconds per wrk run (default 10; 3 with QUICK=1)
+#   QUICK=1            3 s runs, one concurrency (64), ceilings 1 x 1 s
+#   CONCURRENCY        wrk connections, space-separated (default "16 64")
+#   ALGORITHMS         default "RS256 ES256"
+#   LOGIN_SECONDS      seconds per login run (default: BENCH_SECONDS, at least 10)
+#   WRK_THREADS        wrk -t (default 1, as the peer's runs)
+#   REPS               rounds over all endpoints (default 1); each row shows the median round
+#                      and the range. Use 3 on a machine that other work shares.
+#   CEILING_SECS       seconds per ceiling figure (default 2; 1 with QUICK=1)
+#   CEILING_REPS       repetitions per ceiling figure, best kept (default 3; 1 with QUICK=1);
+#                      the ceilings are measured before and after the runs, the better kept
+#   REFRESH_MINT_RATE  refresh tokens minted per second of a refresh run (default 6000; RS256
+#                      never more than 1.2 × half its signing ceiling). A run that uses them all
+#                      up says "tokens ran out" in its row.
+#   JWTD_PASSWORD_HASH_MEMORY / _ITERATIONS / _PARALLELISM
+#                      passed to jwtd as they are; the argon2 ceiling uses the same values
+#                      (default 19456 KiB, 2, 1: argon2id's OWASP setting, jwtd's default)
+#   BENCH_TIMEOUT      overall limit in seconds (default 3600); every wrk run has its own
+#   RESULTS            where the table goes (default bench/results.md)
+#   KEEP=1             keep the temporary directories (databases, logs, token files)
+#
+# Needs: cargo, curl, wrk (installed here if missing: apt-get install -y wrk), Linux /proc.
+set -euo pipefail
+
+if [[ -z "${_JWTD_BENCH_BOUNDED:-}" ]]; then
+  export _JWTD_BENCH_BOUNDED=1
+  exec timeout --foreground --kill-after=20 "${BENCH_TIMEOUT:-3600}" "$0" "$@"
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+
+QUICK=${QUICK:-0}
+if [[ "$QUICK" == 1 ]]; then
+  secs=${BENCH_SECONDS:-3}
+  concurrency=${CONCURRENCY:-64}
+  ceiling_secs=${CEILING_SECS:-1}
+  ceiling_reps=${CEILING_REPS:-1}
+else
+  secs=${BENCH_SECONDS:-10}
+  concurrency=${CONCURRENCY:-16 64}
+  ceiling_secs=${CEILING_SECS:-2}
+  ceiling_reps=${CEILING_REPS:-3}
+fi
+algorithms=${ALGORITHMS:-RS256 ES256}
+wrk_threads=${WRK_THREADS:-1}
+reps=${REPS:-1}
+# A login at c=64 takes seconds: its runs last at least 10 s so that many complete.
+login_secs=${LOGIN_SECONDS:-$(( secs > 10 ? secs : 10 ))}
+mint_rate=${REFRESH_MINT_RATE:-6000}
+results=${RESULTS:-$here/results.md}
+argon_m=${JWTD_PASSWORD_HASH_MEMORY:-19456}
+argon_t=${JWTD_PASSWORD_HASH_ITERATIONS:-2}
+argon_p=${JWTD_PASSWORD_HASH_PARALLELISM:-1}
+endpoints="healthz jwks jwks_304 verify me refresh login"
+user=bench
+password=bench-password-123
+tck=$(getconf CLK_TCK)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- tools
+if ! command -v wrk >/dev/null; then
+  log "installing wrk (apt-get)"
+  if ! apt-get install -y wrk >/dev/null 2>&1; then
+    apt-get update >/dev/null && apt-get install -y wrk >/dev/null
+  fi
+fi
+for tool in cargo curl wrk timeout; do
+  command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is required" >&2; exit 1; }
+done
+
+log "building jwtd (cargo build --release)"
+cargo build --release --quiet
+log "building the helper (bench/ceiling)"
+cp "$root/Cargo.lock" "$here/ceiling/Cargo.lock"
+CARGO_TARGET_DIR="$root/target" cargo build --release --quiet --manifest-path "$here/ceiling/Cargo.toml"
+jwtd="$root/target/release/jwtd"
+helper="$root/target/release/jwtd-bench"
+
+out="$here/out"
+mkdir -p "$out"
+runs="$out/runs.tsv"
+ceilings="$out/ceilings.tsv"
+: > "$runs"
+
+# ---------------------------------------------------------------- cleanup
+server_tpid=""   # the `timeout` wrapping the server
+server_pid=""    # jwtd itself
+work=""
+shm=""
+cleanup() {
+  [[ -n "$work" && -f "$work/server.log" ]] && cp "$work/server.log" "$out/server_${alg:-none}.log"
+  if [[ -n "$server_tpid" ]] && kill -0 "$server_tpid" 2>/dev/null; then
+    kill -TERM "$server_tpid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$server_tpid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$server_tpid" 2>/dev/null || true
+  fi
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -KILL "$server_pid" 2>/dev/null || true
+  fi
+  server_tpid="" server_pid=""
+  if [[ "${KEEP:-0}" != 1 ]]; then
+    [[ -n "$work" ]] && rm -rf "$work"
+  elif [[ -n "$work" ]]; then
+    log "kept $work"
+  fi
+  [[ -n "$shm" ]] && rm -rf "$shm"
+  work="" shm=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- ceilings
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+measure_ceilings() { # FILE
+  log "raw ceilings on 2 threads (${ceiling_secs} s x ${ceiling_reps} per figure)"
+  "$helper" ceiling --threads 2 --secs "$ceiling_secs" --reps "$ceiling_reps" \
+    --argon2 "$argon_m,$argon_t,$argon_p" | tee "$1" >&2
+}
+measure_ceilings "$out/ceilings_before.tsv"
+cp "$out/ceilings_before.tsv" "$ceilings"
+rs_sign=$(awk -F'\t' '$1=="RS256_sign"{print int($3)}' "$ceilings")
+
+# ---------------------------------------------------------------- helpers
+cpu_ticks() { # utime + stime of a process, in clock ticks
+  awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# run_wrk ENDPOINT ALG CONC URL_PATH [VAR=value ...] : one bounded wrk run, one line in $runs
+run_wrk() {
+  local endpoint=$1 alg=$2 conc=$3 path=$4
+  shift 4
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    local status=0
+    wait "$server_tpid" || status=$?
+    log "jwtd (pid $server_pid) is gone before $endpoint $alg c=$conc (exit status $status); end of its log:"
+    tail -n 20 "$work/server.log" >&2
+    exit 1
+  fi
+  local raw="$out/wrk_${alg}_${endpoint}_c${conc}_r${rep:-1}.txt" timeout_s=10 duration=$secs
+  if [[ "$endpoint" == login ]]; then timeout_s=60; duration=$login_secs; fi
+  echo 5 > "/proc/$server_pid/clear_refs" 2>/dev/null || true   # reset VmHWM to the current RSS
+  local cpu0 cpu1
+  cpu0=$(cpu_ticks "$server_pid")
+  env NT="$wrk_threads" "$@" timeout $((duration + timeout_s + 30)) \
+    wrk -t"$wrk_threads" -c"$conc" -d"${duration}s" --timeout "${timeout_s}s" -s "$here/load.lua" \
+    "http://127.0.0.1:$port$path" > "$raw" 2>&1 || true
+  cpu1=$(cpu_ticks "$server_pid")
+  local hwm
+  hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$server_pid/status")
+  local line
+  line=$(grep '^RESULT' "$raw" || true)
+  if [[ -z "$line" ]]; then
+    log "wrk gave no result for $endpoint $alg c=$conc:"; cat "$raw" >&2
+    printf '%s\t%s\t%s\t0\t0\t0\t0\t%s\t0\twrk failed\n' "$endpoint" "$alg" "$conc" "$hwm" >> "$runs"
+    return
+  fi
+  local _ rps p50 p99 ok bad sockerr used total first
+  IFS=$'\t' read -r _ rps p50 p99 ok bad sockerr used total first <<< "$line"
+  local note=""
+  if (( total > 0 && used >= total )); then note="tokens ran out after $total"; fi
+  if (( ok + bad == 0 )); then note="no response completed"; fi
+  if (( sockerr > 0 )); then note="${note:+$note; }$sockerr socket errors/timeouts"; fi
+  if (( bad > 0 )); then note="${note:+$note; }first: ${first:0:60}"; fi
+  local cpu_ms
+  cpu_ms=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$tck" -v n=$((ok + bad)) \
+    'BEGIN { printf "%.4f", (n > 0 ? (b - a) * 1000 / t / n : 0) }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$endpoint" "$alg" "$conc" "$rps" "$p50" "$p99" "$bad" "$hwm" "$cpu_ms" "$note" >> "$runs"
+  log "$(printf '%-8s %s c=%-3s %9s req/s  p50 %7s ms  p99 %7s ms  non-2xx %s  VmHWM %s kB  %s' \
+    "$endpoint" "$alg" "$conc" "$rps" "$p50" "$p99" "$bad" "$hwm" "$note")"
+  sleep 1
+}
+
+# run_endpoint ENDPOINT CONC (uses alg, port, work, access, etag, file)
+run_endpoint() {
+  local endpoint=$1 conc=$2
+  case $endpoint in
+    healthz)  run_wrk healthz "$alg" "$conc" /healthz ;;
+    jwks)     run_wrk jwks "$alg" "$conc" /.well-known/jwks.json ;;
+    jwks_304) run_wrk jwks_304 "$alg" "$conc" /.well-known/jwks.json INM="$etag" EXPECT=304 ;;
+    verify)   run_wrk verify "$alg" "$conc" /api/token/verify/ METHOD=POST BODY="{\"token\":\"$access\"}" ;;
+    me)       run_wrk me "$alg" "$conc" /api/me/ AUTH="$access" ;;
+    refresh)  run_wrk refresh "$alg" "$conc" /api/token/refresh/ METHOD=POST \
+                TOKFILE="$work/refresh_$file.txt" BODY_TMPL='{"refresh":"%s"}'
+              file=$((file + 1)) ;;
+    login)    run_wrk login "$alg" "$conc" /api/token/ METHOD=POST \
+                BODY="{\"username\":\"$user\",\"password\":\"$password\"}" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- per algorithm
+nconc=$(wc -w <<< "$concurrency")
+for alg in $algorithms; do
+  work=$(mktemp -d /tmp/jwtd-bench.XXXXXX)
+  if [[ -d /dev/shm && -w /dev/shm ]]; then shm=$(mktemp -d /dev/shm/jwtd-bench.XXXXXX); else shm="$work/mint"; mkdir -p "$shm"; fi
+  port=$("$helper" free-port)
+  export JWTD_MASTER_KEY_FILE="$work/master.key"
+  export JWTD_ALGORITHM="$alg"
+  export JWTD_BIND="127.0.0.1:$port"
+  # Tokens minted before the runs must outlive them; the lifetime costs nothing per request.
+  export JWTD_ACCESS_TOKEN_LIFETIME=1h
+  export JWTD_ROTATE_REFRESH_TOKENS=true JWTD_BLACKLIST_AFTER_ROTATION=true
+
+  # Refresh tokens per run: enough for the run at the expected ceiling.
+  rate=$mint_rate
+  if [[ "$alg" == RS256 && -n "$rs_sign" ]]; then
+    cap=$(( rs_sign * 6 / 10 ))   # 1.2 x half the signing ceiling
+    (( cap < rate )) && rate=$cap
+  fi
+  per_run=$(( rate * secs ))
+  counts=$(for _ in $(seq "$reps"); do for _ in $concurrency; do printf '%s,' "$per_run"; done; done)
+  counts=${counts%,}
+
+  log "$alg: database, user, $per_run refresh tokens per refresh run (minted on tmpfs)"
+  JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$jwtd" users add "$user" --password-stdin <<< "$password" >/dev/null
+  JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$helper" mint --user "$user" --out "$work" --refresh "$counts"
+  cp "$shm"/jwtd.db* "$work"/
+  rm -rf "$shm"; shm=""
+  access=$(head -n1 "$work/access.txt")
+
+  max_life=$(( 7 * nconc * reps * (secs + login_secs + 70) + 120 ))
+  JWTD_DATABASE_URL="sqlite://$work/jwtd.db" timeout -s TERM "$max_life" "$jwtd" serve > "$work/server.log" 2>&1 &
+  server_tpid=$!
+  for _ in $(seq 150); do
+    server_pid=$(cat "/proc/$server_tpid/task/$server_tpid/children" 2>/dev/null | awk '{print $1}' || true)
+    [[ -n "$server_pid" ]] || server_pid=$(pgrep -P "$server_tpid" | head -n1 || true)
+    [[ -n "$server_pid" ]] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    kill -0 "$server_tpid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { log "jwtd did not start"; cat "$work/server.log" >&2; exit 1; }
+  log "$alg: jwtd pid $server_pid on 127.0.0.1:$port"
+  etag=$(curl -fsI "http://127.0.0.1:$port/.well-known/jwks.json" | awk 'tolower($1) == "etag:" { sub(/\r$/, ""); print $2 }')
+  [[ -n "$etag" ]] || { log "no ETag on the JWKS"; exit 1; }
+
+  # REPS rounds over the endpoints (login, which leaves the most memory
+  # behind, always last); each row of the table is the median round.
+  file=0
+  for rep in $(seq "$reps"); do
+    for endpoint in $endpoints; do
+      [[ "$endpoint" == login ]] && continue
+      for conc in $concurrency; do
+        run_endpoint "$endpoint" "$conc"
+      done
+    done
+  done
+  for rep in $(seq "$reps"); do
+    for conc in $concurrency; do run_endpoint login "$conc"; done
+  done
+  cleanup
+done
+
+# ---------------------------------------------------------------- report
+# Again after the runs; each ceiling is the better of the two, so a burst of
+# load from elsewhere during one measurement does not lower it.
+measure_ceilings "$out/ceilings_after.tsv"
+awk -F'\t' -v OFS='\t' '{ if (!($1 in best) || $3 > best[$1]) { best[$1] = $3; t[$1] = $2 }; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+  END { for (i = 1; i <= n; i++) print order[i], t[order[i]], best[order[i]] }' \
+  "$out/ceilings_before.tsv" "$out/ceilings_after.tsv" > "$ceilings"
+table=$("$helper" report --ceilings "$ceilings" --runs "$runs")
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$root" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || commit="$commit + uncommitted changes"
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+{
+  echo "# jwtd benchmark results"
+  echo
+  echo "\`bench/run.sh\`$([[ "$QUICK" == 1 ]] && echo " (QUICK=1)"), $(date -u +'%Y-%m-%d %H:%M UTC'), jwtd $commit."
+  echo "$(nproc) CPUs ($cpu), $(uname -sr); $(wrk --version 2>&1 | head -n1 | awk '{print $1, $2}'), $(rustc --version | awk '{print $1, $2}')."
+  echo "wrk -t$wrk_threads for $secs s per run at c = $concurrency, $reps round(s) (rows: median, range in brackets),"
+  echo "on the same cores as the server; loopback only. Ceilings: best of $ceiling_reps × $ceiling_secs s before and as many after the runs."
+  echo "jwtd defaults except access_token_lifetime = 1h (pre-minted tokens outlive the run);"
+  echo "rotation and blacklist on; SQLite on disk; argon2id m=$argon_m KiB, t=$argon_t, p=$argon_p."
+  echo "non-2xx for the If-None-Match row counts responses other than 304. Peak RSS is VmHWM,"
+  echo "reset before each run; server CPU is its user+system time per response, and in brackets"
+  echo "the cores it kept busy (the rest of the 2 cores went to wrk and the kernel)."
+  echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the machine)."
+  echo
+  echo "$table"
+} > "$results"
+cat "$results"
+log "written to ${results#"$root"/}"
