@@ -314,7 +314,7 @@ fn print_overhead() {
     println!(
         "issue = claims + jti + JSON + base64url + sign with the cached key; \
          verify = parse header and claims (strict JSON) + key lookup by kid + \
-         signature via jsonwebtoken + claim checks."
+         signature check + claim checks."
     );
 }
 
