@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod interop;
 mod partner;
+mod process;
 mod rotation;
 mod rotation_live;
 mod sessions;

@@ -8,12 +8,8 @@
 //! Every wait is a bounded poll; nothing sleeps for a fixed time.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use jwtd::clock::Clock;
@@ -25,6 +21,7 @@ use tokio::sync::{Barrier, Notify};
 use tokio::task::JoinSet;
 
 use crate::helpers::{Pair, TestApp, claims_of, expect_json, spawn_app, spawn_app_with};
+use crate::process::{Run, Server, jwtd_with};
 
 const PASSWORD: &str = "correct horse";
 const BLACKLISTED: &str = "Token is blacklisted";
@@ -279,141 +276,7 @@ async fn wait_until_flushed(pool: &SqlitePool, jti: &str) {
     }
 }
 
-// --- running the jwtd binary (the small pieces of cli.rs this file needs) -------
-
-/// How long a short-lived command may run before the test gives up on it.
-const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
-/// How long `serve` may take to log its listen address.
-const LISTEN_DEADLINE: Duration = Duration::from_secs(20);
-
-/// What a finished command left behind.
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Panics unless the command exited 0.
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert!(
-            self.status.success(),
-            "expected success, got {}\nstdout: {}\nstderr: {}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Panics unless the command failed with exactly one line on stderr that
-    /// contains every one of `needles` and no trace of a panic.
-    #[track_caller]
-    fn one_line_error(self, needles: &[&str]) -> String {
-        assert!(
-            !self.status.success(),
-            "expected failure, got {}\nstdout: {}\nstderr: {}",
-            self.status,
-            self.stdout,
-            self.stderr
-        );
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one line on stderr: {:?}", self.stderr);
-        let line = lines[0].to_owned();
-        for needle in needles {
-            assert!(line.contains(needle), "{line:?} mentions {needle:?}");
-        }
-        assert!(
-            !line.to_lowercase().contains("panicked"),
-            "no panic: {line:?}"
-        );
-        line
-    }
-}
-
-/// `jwtd ARGS` in `dir`, with no `JWTD_*`, `RUST_LOG` or backtrace variables
-/// inherited.
-fn jwtd_command<I, S>(dir: &Path, args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtd"));
-    command.current_dir(dir).args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("JWTD_") {
-            command.env_remove(name);
-        }
-    }
-    for name in ["RUST_LOG", "RUST_BACKTRACE", "RUST_LIB_BACKTRACE"] {
-        command.env_remove(name);
-    }
-    command
-}
-
-unsafe extern "C" {
-    /// POSIX `setsid(2)`, from the C library std already links.
-    fn setsid() -> i32;
-}
-
-/// Runs `jwtd ARGS` in `dir` with `envs` set and `stdin` fed to it, in a
-/// session of its own (no controlling terminal), bounded by
-/// [`COMMAND_DEADLINE`].
-fn jwtd_with(dir: &Path, args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Run {
-    let mut command = jwtd_command(dir, args);
-    command.envs(envs.iter().copied());
-    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            if setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("jwtd starts");
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        pipe.write_all(text.as_bytes()).expect("stdin written");
-    }
-    let stdout = drain(child.stdout.take().expect("stdout pipe"));
-    let stderr = drain(child.stderr.take().expect("stderr pipe"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for jwtd") {
-            break status;
-        }
-        if started.elapsed() > COMMAND_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("jwtd {args:?} still running after {COMMAND_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
+// --- running the jwtd binary ---------------------------------------------------
 
 /// Runs `jwtd ARGS` against a running [`TestApp`]'s database and master key,
 /// from a fresh temporary directory, off the async runtime.
@@ -436,110 +299,6 @@ async fn jwtd_for_app(app: &TestApp, args: &[&str]) -> Run {
     })
     .await
     .expect("the jwtd runner")
-}
-
-/// Removes ANSI colour sequences from a log line.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('\u{40}'..='\u{7e}').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A `jwtd serve` child process, killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    /// Starts `jwtd serve` on 127.0.0.1:0 in `dir` and waits (bounded) for
-    /// it to log its address.
-    fn start(dir: &Path) -> Server {
-        let mut command = jwtd_command(dir, ["serve"]);
-        command
-            .env("JWTD_BIND", "127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("jwtd serve starts");
-        let stderr = child.stderr.take().expect("stderr pipe");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        let reader_log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                reader_log.lock().unwrap().push(line.clone());
-                let _ = lines_tx.send(line);
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let deadline = Instant::now() + LISTEN_DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines_rx.recv_timeout(left) {
-                Ok(line) if line.contains("jwtd listening") => {
-                    let addr = line
-                        .split_whitespace()
-                        .find_map(|word| word.strip_prefix("addr="))
-                        .unwrap_or_else(|| panic!("no addr= in {line:?}"));
-                    server.addr = addr.to_owned();
-                    return server;
-                }
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "jwtd serve did not log its address within {LISTEN_DEADLINE:?}: {:?}",
-                    server.log()
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = server.child.wait().ok();
-                    panic!(
-                        "jwtd serve exited ({status:?}) before listening: {:?}",
-                        server.log()
-                    )
-                }
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// `kill -9` (`Child::kill` sends SIGKILL) and reap.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 // --- 1. outstanding tokens ------------------------------------------------------
@@ -1456,7 +1215,7 @@ async fn refresh_chain(
 async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let d = dir.path();
-    let mut server = Server::start(d);
+    let mut server = Server::start(d, &[]);
     jwtd_with(
         d,
         &["users", "add", "alice", "--password-stdin"],
@@ -1648,7 +1407,7 @@ async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
     );
 
     // A new server on the same database carries on.
-    let server = Server::start(d);
+    let server = Server::start(d, &[]);
     for token in &untouched {
         let response = client
             .post(server.url("/api/token/refresh/"))

@@ -1,0 +1,292 @@
+//! Running the real `jwtd` binary: short commands in a session of their
+//! own (no terminal, bounded time) and `jwtd serve` as a child process that
+//! is killed when dropped. Shared by the CLI, session and audit tests.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a short-lived command may run before the test gives up on it.
+pub(crate) const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+/// How long `serve` may take to log its listen address.
+pub(crate) const LISTEN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// What a finished command left behind.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    /// Panics unless the command exited 0.
+    #[track_caller]
+    pub(crate) fn ok(self) -> Self {
+        assert!(
+            self.status.success(),
+            "expected success, got {}\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command failed with exactly one line on stderr
+    /// that contains every one of `needles` and no trace of a panic.
+    #[track_caller]
+    pub(crate) fn one_line_error(self, needles: &[&str]) -> String {
+        assert!(
+            !self.status.success(),
+            "expected failure, got {}\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one line on stderr, got {}: {:?}",
+            lines.len(),
+            self.stderr
+        );
+        let line = lines[0].to_owned();
+        assert!(!line.trim().is_empty(), "the error line is blank");
+        for needle in needles {
+            assert!(
+                line.contains(needle),
+                "stderr line {line:?} does not mention {needle:?}"
+            );
+        }
+        for forbidden in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+            assert!(
+                !line.to_lowercase().contains(&forbidden.to_lowercase()),
+                "stderr line {line:?} contains {forbidden:?}"
+            );
+        }
+        line
+    }
+}
+
+/// `jwtd ARGS` in `dir`, with no `JWTD_*`, `RUST_LOG` or backtrace variables
+/// inherited.
+pub(crate) fn jwtd_command<I, S>(dir: &Path, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtd"));
+    command.current_dir(dir).args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("JWTD_") {
+            command.env_remove(name);
+        }
+    }
+    for name in ["RUST_LOG", "RUST_BACKTRACE", "RUST_LIB_BACKTRACE"] {
+        command.env_remove(name);
+    }
+    command
+}
+
+unsafe extern "C" {
+    /// POSIX `setsid(2)`, from the C library std already links.
+    fn setsid() -> i32;
+}
+
+/// Runs `jwtd ARGS` in `dir` with `envs` set and `stdin` fed to it (or
+/// `/dev/null`), in a session of its own so it has no controlling terminal
+/// (a password prompt fails instead of waiting on the developer's tty).
+pub(crate) fn jwtd_with(
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Run {
+    let mut command = jwtd_command(dir, args);
+    command.envs(envs.iter().copied());
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            if setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("jwtd starts");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        // A command that fails before reading stdin closes it: not an error here.
+        if let Err(err) = pipe.write_all(text.as_bytes()) {
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::BrokenPipe,
+                "stdin written: {err}"
+            );
+        }
+        // Dropping the pipe closes it: the command sees end of file.
+    }
+    let stdout = drain(child.stdout.take().expect("stdout pipe"));
+    let stderr = drain(child.stderr.take().expect("stderr pipe"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for jwtd") {
+            break status;
+        }
+        if started.elapsed() > COMMAND_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "jwtd {args:?} still running after {COMMAND_DEADLINE:?}; stderr: {}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// `jwtd ARGS` in `dir` with the given standard input.
+pub(crate) fn jwtd(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    jwtd_with(dir, args, &[], stdin)
+}
+
+pub(crate) fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Removes ANSI colour sequences from a log line.
+pub(crate) fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A `jwtd serve` child process, killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `jwtd serve` on 127.0.0.1:0 in `dir` and waits (bounded) for
+    /// it to log its address.
+    pub(crate) fn start(dir: &Path, envs: &[(&str, &str)]) -> Server {
+        let mut command = jwtd_command(dir, ["serve"]);
+        command
+            .env("JWTD_BIND", "127.0.0.1:0")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("jwtd serve starts");
+        let stderr = child.stderr.take().expect("stderr pipe");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        let reader_log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                reader_log.lock().unwrap().push(line.clone());
+                // Keep draining after the test stops listening.
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            log,
+        };
+        let deadline = Instant::now() + LISTEN_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) => {
+                    if line.contains("jwtd listening") {
+                        let addr = line
+                            .split_whitespace()
+                            .find_map(|word| word.strip_prefix("addr="))
+                            .unwrap_or_else(|| panic!("no addr= in {line:?}"));
+                        server.addr = addr.to_owned();
+                        return server;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "jwtd serve did not log its address within {LISTEN_DEADLINE:?}: {:?}",
+                        server.log()
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = server.child.wait().ok();
+                    panic!(
+                        "jwtd serve exited ({status:?}) before listening: {:?}",
+                        server.log()
+                    )
+                }
+            }
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Kills the server and waits for it.
+    pub(crate) fn stop(mut self) {
+        self.kill();
+    }
+
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
