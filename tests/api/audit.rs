@@ -29,7 +29,9 @@ use self::child::{Serve, run_jwtd};
 /// `serve` guard that captures every line of its stderr and kills it when
 /// dropped.
 pub(crate) mod child {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Write};
+
+    use crate::process::drain;
     use std::path::Path;
     use std::process::{Child, Command, ExitStatus, Stdio};
     use std::sync::{Arc, Mutex};
@@ -152,14 +154,6 @@ pub(crate) mod child {
             stdout: stdout.join().expect("stdout reader"),
             stderr: stderr.join().expect("stderr reader"),
         }
-    }
-
-    fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
     }
 
     /// A `jwtd serve` child. Every line of its stderr is kept; it is killed

@@ -8,11 +8,10 @@
 //! directory on an ephemeral port, so these tests can run next to others.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jwt_simple::prelude::{
@@ -32,6 +31,7 @@ use tempfile::TempDir;
 use tokio::task::JoinSet;
 
 use crate::helpers::{claims_of, header_of};
+use crate::process::{drain, strip_ansi};
 
 // --- the short schedule every live test runs ---------------------------------
 
@@ -311,34 +311,6 @@ impl Home {
         server.wait_listening();
         server
     }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Removes ANSI colour sequences from a log line.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('\u{40}'..='\u{7e}').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A `jwtd serve` child process, killed (by its PID) when dropped.
