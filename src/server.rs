@@ -103,11 +103,6 @@ impl Issuer {
         })
     }
 
-    /// The state handlers see (for tests and embedding).
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     /// Binds the configured address.
     pub async fn bind(&self) -> Result<TcpListener, StartupError> {
         let addr = self.state.config.bind;

@@ -105,11 +105,6 @@ impl TokenService {
         }
     }
 
-    /// The claim names and checks in force.
-    pub fn rules(&self) -> &TokenRules {
-        &self.rules
-    }
-
     /// Issues a token of `token_type` for `user_id`, signed by the active key.
     pub fn issue(
         &self,

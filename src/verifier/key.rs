@@ -230,11 +230,6 @@ impl JwkSet {
     pub fn contains(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
     }
-
-    /// The known kids.
-    pub fn kids(&self) -> impl Iterator<Item = &str> {
-        self.keys.keys().map(String::as_str)
-    }
 }
 
 impl KeyLookup for JwkSet {
