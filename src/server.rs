@@ -17,7 +17,7 @@ use crate::keys::lifecycle::{self, KeyMaking};
 use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
 use crate::store::{Store, StoreError};
-use crate::tokens::TokenService;
+use crate::tokens::{RefreshWriter, TokenService};
 use crate::users::{LoginThrottle, PasswordHasher};
 
 /// How often a server runs the key schedule and looks for key changes made
@@ -94,6 +94,7 @@ impl Issuer {
                 config.login_failures_per_address,
             )),
             config: Arc::new(config),
+            refresh_writer: RefreshWriter::start(store.clone()),
             store,
             clock,
         };

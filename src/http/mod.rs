@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::keys::{KeyRing, KeySet};
 use crate::store::Store;
 use crate::tokens::refresh::RefreshPolicy;
-use crate::tokens::{Sessions, TokenService};
+use crate::tokens::{RefreshWriter, Sessions, TokenService};
 use crate::users::{LoginThrottle, PasswordHasher};
 
 /// What every handler can reach; cheap to clone.
@@ -45,6 +45,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Failed-login counters.
     pub throttle: Arc<LoginThrottle>,
+    /// Writes refreshes, many per transaction.
+    pub refresh_writer: RefreshWriter,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             tokens: &self.tokens,
             keys,
             policy: RefreshPolicy::new(&self.config),
+            writer: &self.refresh_writer,
         }
     }
 }

@@ -15,6 +15,17 @@ const RECORD_SQL: &str = "SELECT o.user_id, o.family_id, o.rotated_at, o.replace
      LEFT JOIN token_families f ON f.id = o.family_id \
      WHERE o.jti = ?";
 
+/// [`RECORD_SQL`] and the user's `is_active`, as one row even when the
+/// token is unknown (`found` false).
+const RECORD_AND_USER_SQL: &str = "SELECT \
+     COALESCE((SELECT is_active FROM users WHERE id = ?), 0) AS user_active, \
+     o.jti IS NOT NULL AS found, o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
+     b.jti IS NOT NULL AS blacklisted, f.revoked_at IS NOT NULL AS family_revoked \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN outstanding_tokens o ON o.jti = ? \
+     LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
+     LEFT JOIN token_families f ON f.id = o.family_id";
+
 /// A token to record as outstanding.
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
@@ -136,22 +147,24 @@ pub struct RefreshTransaction {
 }
 
 impl RefreshTransaction {
-    /// What is recorded of the presented token.
-    pub async fn record(&mut self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(RECORD_SQL)
-            .bind(jti)
-            .fetch_optional(&mut *self.write.tx)
-            .await?;
-        row.map(record_from_row).transpose()
-    }
-
-    /// Whether the user exists and is active.
-    pub async fn user_is_active(&mut self, user_id: i64) -> Result<bool, StoreError> {
-        let active: Option<bool> = sqlx::query_scalar("SELECT is_active FROM users WHERE id = ?")
+    /// What is recorded of the presented token, and whether `user_id`
+    /// names an active user, in one query.
+    pub async fn record_and_user(
+        &mut self,
+        jti: &str,
+        user_id: i64,
+    ) -> Result<(Option<TokenRecord>, bool), StoreError> {
+        let row = sqlx::query(RECORD_AND_USER_SQL)
             .bind(user_id)
-            .fetch_optional(&mut *self.write.tx)
+            .bind(jti)
+            .fetch_one(&mut *self.write.tx)
             .await?;
-        Ok(active.unwrap_or(false))
+        let active = row.try_get::<bool, _>("user_active")?;
+        let record = match row.try_get::<bool, _>("found")? {
+            true => Some(record_from_row(row)?),
+            false => None,
+        };
+        Ok((record, active))
     }
 
     /// Records `new` as the token that replaced `old`, blacklisting `old`

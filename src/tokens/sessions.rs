@@ -4,7 +4,8 @@
 //! [`refresh::decide`](super::refresh::decide); this module signs and
 //! writes.
 
-use super::refresh::{self, Decision, RefreshPolicy};
+use super::group_commit::{RefreshJob, RefreshWriter};
+use super::refresh::RefreshPolicy;
 use super::{Claims, IssueError, TokenError, TokenService, TokenType, new_jti};
 use crate::clock::UnixTime;
 use crate::keys::KeySet;
@@ -48,6 +49,8 @@ pub struct Sessions<'a> {
     pub keys: &'a KeySet,
     /// Rotation and reuse settings.
     pub policy: RefreshPolicy,
+    /// Writes refreshes in batches.
+    pub writer: &'a RefreshWriter,
 }
 
 impl Sessions<'_> {
@@ -83,13 +86,14 @@ impl Sessions<'_> {
         Ok(token)
     }
 
-    /// Refreshes with a verified refresh token, in one transaction.
+    /// Refreshes with a verified refresh token, in one transaction (shared
+    /// with the refreshes that arrive meanwhile: see [`RefreshWriter`]).
     pub async fn refresh(&self, claims: &Claims, now: UnixTime) -> Result<Refreshed, SessionError> {
         let user_id = claims
             .user_id
             .parse::<i64>()
             .map_err(|_| SessionError::NoActiveAccount)?;
-        // Sign before taking the write lock, so it is held for SQL only.
+        // Sign here, on the request's task: the writer does SQL only.
         let (access, _) = self
             .tokens
             .issue(self.keys, TokenType::Access, &claims.user_id, now)?;
@@ -100,36 +104,14 @@ impl Sessions<'_> {
             ),
             false => None,
         };
-        let mut tx = self.store.refresh_transaction().await?;
-        let record = tx.record(&claims.jti).await?;
-        let decision = refresh::decide(record.as_ref(), now, &self.policy);
-        match &decision {
-            Decision::Refuse(err) => return Err((*err).into()),
-            Decision::RevokeFamily(family) => {
-                tx.revoke_family(family, now).await?;
-                tx.commit().await?;
-                tracing::warn!(event = "refresh_reuse_detected", user_id, family = %family);
-                tracing::warn!(event = "family_revoked", user_id, family = %family);
-                return Err(TokenError::Blacklisted.into());
-            }
-            _ => {}
-        }
-        if !tx.user_is_active(user_id).await? {
-            return Err(SessionError::NoActiveAccount);
-        }
-        let family = record.and_then(|r| r.family_id);
-        if let Some((_, new_claims)) = &rotated {
-            let new = outstanding(user_id, new_claims, family.as_deref());
-            if let Decision::Retry {
-                superseded: Some(superseded),
-            } = &decision
-            {
-                tx.blacklist(superseded, now).await?;
-            }
-            tx.rotate(&claims.jti, &new, self.policy.blacklist_after_rotation, now)
-                .await?;
-        }
-        tx.commit().await?;
+        let job = RefreshJob {
+            jti: claims.jti.clone(),
+            user_id,
+            rotated: rotated.as_ref().map(|(_, new)| (new.jti.clone(), new.exp)),
+            policy: self.policy,
+            now,
+        };
+        self.writer.apply(job).await?;
         Ok(Refreshed {
             access,
             refresh: rotated.map(|(token, _)| token),
