@@ -25,6 +25,7 @@
 #   QUICK=1            3 s runs, one concurrency (64), ceilings 1 x 1 s
 #   CONCURRENCY        wrk connections, space-separated (default "16 64")
 #   ALGORITHMS         default "RS256 ES256"
+#   ENDPOINTS          default "healthz jwks jwks_304 verify me refresh login" (ratios need healthz)
 #   LOGIN_SECONDS      seconds per login run (default: BENCH_SECONDS, at least 10)
 #   WRK_THREADS        wrk -t (default 1, as the peer's runs)
 #   REPS               rounds over all endpoints (default 1); each row shows the median round
@@ -76,7 +77,7 @@ results=${RESULTS:-$here/results.md}
 argon_m=${JWTD_PASSWORD_HASH_MEMORY:-19456}
 argon_t=${JWTD_PASSWORD_HASH_ITERATIONS:-2}
 argon_p=${JWTD_PASSWORD_HASH_PARALLELISM:-1}
-endpoints="healthz jwks jwks_304 verify me refresh login"
+endpoints=${ENDPOINTS:-healthz jwks jwks_304 verify me refresh login}
 user=bench
 password=bench-password-123
 tck=$(getconf CLK_TCK)

@@ -104,6 +104,12 @@ impl Issuer {
         })
     }
 
+    /// The state handlers see, for embedding the issuer in other tools
+    /// (bench/ceiling mints its refresh tokens through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Binds the configured address.
     pub async fn bind(&self) -> Result<TcpListener, StartupError> {
         let addr = self.state.config.bind;
