@@ -1,6 +1,9 @@
 //! Queries on outstanding refresh and sliding tokens, their families and
 //! the blacklist. Tokens are known by `jti`; the token text is never stored.
 
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
@@ -8,23 +11,19 @@ use super::{Store, StoreError, WriteTransaction};
 use crate::clock::UnixTime;
 use crate::tokens::{TokenRecord, TokenType};
 
-const RECORD_SQL: &str = "SELECT o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
-     b.jti IS NOT NULL AS blacklisted, f.revoked_at IS NOT NULL AS family_revoked \
-     FROM outstanding_tokens o \
-     LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
-     LEFT JOIN token_families f ON f.id = o.family_id \
-     WHERE o.jti = ?";
-
-/// [`RECORD_SQL`] and the user's `is_active`, as one row even when the
-/// token is unknown (`found` false).
-const RECORD_AND_USER_SQL: &str = "SELECT \
-     COALESCE((SELECT is_active FROM users WHERE id = ?), 0) AS user_active, \
-     o.jti IS NOT NULL AS found, o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
-     b.jti IS NOT NULL AS blacklisted, f.revoked_at IS NOT NULL AS family_revoked \
-     FROM (SELECT 1) AS one \
-     LEFT JOIN outstanding_tokens o ON o.jti = ? \
-     LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
-     LEFT JOIN token_families f ON f.id = o.family_id";
+/// What is recorded of tokens: add a `WHERE` on `o.jti`.
+macro_rules! record_sql {
+    ($where:literal) => {
+        concat!(
+            "SELECT o.jti, o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
+             b.jti IS NOT NULL AS blacklisted, f.revoked_at IS NOT NULL AS family_revoked \
+             FROM outstanding_tokens o \
+             LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
+             LEFT JOIN token_families f ON f.id = o.family_id ",
+            $where
+        )
+    };
+}
 
 /// A token to record as outstanding.
 #[derive(Debug, Clone)]
@@ -75,7 +74,7 @@ impl Store {
 
     /// What is recorded of the token with this `jti`.
     pub async fn token_record(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(RECORD_SQL)
+        let row = sqlx::query(record_sql!("WHERE o.jti = ?"))
             .bind(jti)
             .fetch_optional(&self.pool)
             .await?;
@@ -130,9 +129,9 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Starts a refresh: a write transaction that holds SQLite's write lock
-    /// from the start, so concurrent refreshes of one token are decided one
-    /// after the other.
+    /// Starts a batch of refreshes: a write transaction that holds SQLite's
+    /// write lock from the start, so what it reads stays true until it
+    /// commits.
     pub async fn refresh_transaction(&self) -> Result<RefreshTransaction, StoreError> {
         Ok(RefreshTransaction {
             write: self.begin_write().await?,
@@ -140,85 +139,139 @@ impl Store {
     }
 }
 
-/// The one transaction of a refresh; dropped without
-/// [`commit`](Self::commit), it changes nothing.
+/// The one transaction of a batch of refreshes; dropped without
+/// [`commit`](Self::commit), it changes nothing. Each method is one
+/// statement for the whole batch: lists travel as one JSON array.
 pub struct RefreshTransaction {
     write: WriteTransaction,
 }
 
 impl RefreshTransaction {
-    /// What is recorded of the presented token, and whether `user_id`
-    /// names an active user, in one query.
-    pub async fn record_and_user(
+    /// What is recorded of the tokens with these ids, by id.
+    pub async fn records(
         &mut self,
-        jti: &str,
-        user_id: i64,
-    ) -> Result<(Option<TokenRecord>, bool), StoreError> {
-        let row = sqlx::query(RECORD_AND_USER_SQL)
-            .bind(user_id)
-            .bind(jti)
-            .fetch_one(&mut *self.write.tx)
-            .await?;
-        let active = row.try_get::<bool, _>("user_active")?;
-        let record = match row.try_get::<bool, _>("found")? {
-            true => Some(record_from_row(row)?),
-            false => None,
-        };
-        Ok((record, active))
+        jtis: &[&str],
+    ) -> Result<HashMap<String, TokenRecord>, StoreError> {
+        let rows = sqlx::query(record_sql!(
+            "WHERE o.jti IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(json!(jtis).to_string())
+        .fetch_all(&mut *self.write.tx)
+        .await?;
+        rows.into_iter()
+            .map(|row| Ok((row.try_get("jti")?, record_from_row(row)?)))
+            .collect()
     }
 
-    /// Records `new` as the token that replaced `old`, blacklisting `old`
-    /// when asked.
-    pub async fn rotate(
-        &mut self,
-        old: &str,
-        new: &NewToken<'_>,
-        blacklist_old: bool,
-        now: UnixTime,
-    ) -> Result<(), StoreError> {
-        insert_outstanding(&mut self.write.tx, new, now).await?;
-        // The grace runs from the first rotation: retries don't extend it.
-        sqlx::query(
-            "UPDATE outstanding_tokens SET rotated_at = COALESCE(rotated_at, ?), replaced_by = ? WHERE jti = ?",
+    /// Which of these users exist and are active.
+    pub async fn active_users(&mut self, ids: &[i64]) -> Result<HashSet<i64>, StoreError> {
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM users WHERE is_active AND id IN (SELECT value FROM json_each(?))",
         )
-            .bind(now)
-            .bind(new.jti)
-            .bind(old)
-            .execute(&mut *self.write.tx)
-            .await?;
-        if blacklist_old {
-            self.blacklist(old, now).await?;
-        }
-        Ok(())
+        .bind(json!(ids).to_string())
+        .fetch_all(&mut *self.write.tx)
+        .await?;
+        Ok(ids.into_iter().collect())
     }
 
-    /// Blacklists one token.
-    pub async fn blacklist(&mut self, jti: &str, now: UnixTime) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) VALUES (?, ?)")
-            .bind(jti)
-            .bind(now)
-            .execute(&mut *self.write.tx)
-            .await?;
-        Ok(())
-    }
-
-    /// Revokes a family: every token of it is blacklisted.
-    pub async fn revoke_family(
+    /// Records new outstanding tokens.
+    pub async fn insert(
         &mut self,
-        family_id: &str,
+        tokens: &[NewToken<'_>],
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE token_families SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(family_id)
-            .execute(&mut *self.write.tx)
-            .await?;
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Value> = tokens
+            .iter()
+            .map(|token| {
+                json!({
+                    "jti": token.jti,
+                    "user_id": token.user_id,
+                    "token_type": token.token_type.as_str(),
+                    "family_id": token.family_id,
+                    "expires_at": token.expires_at,
+                })
+            })
+            .collect();
         sqlx::query(
-            "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
-             SELECT jti, ? FROM outstanding_tokens WHERE family_id = ?",
+            "INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
+             SELECT value->>'jti', value->>'user_id', value->>'token_type', value->>'family_id', ?, \
+             value->>'expires_at' FROM json_each(?)",
         )
         .bind(now)
-        .bind(family_id)
+        .bind(Value::Array(rows).to_string())
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records which token replaced which: `(old, new)` pairs, one per old
+    /// token. The grace runs from the first rotation: a later one keeps
+    /// `rotated_at`.
+    pub async fn mark_rotated(
+        &mut self,
+        replaced: &[(&str, &str)],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        if replaced.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE outstanding_tokens SET rotated_at = COALESCE(rotated_at, ?), \
+             replaced_by = r.value->>1 FROM json_each(?) AS r \
+             WHERE outstanding_tokens.jti = r.value->>0",
+        )
+        .bind(now)
+        .bind(json!(replaced).to_string())
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Blacklists these tokens.
+    pub async fn blacklist(&mut self, jtis: &[&str], now: UnixTime) -> Result<(), StoreError> {
+        if jtis.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
+             SELECT value, ? FROM json_each(?)",
+        )
+        .bind(now)
+        .bind(json!(jtis).to_string())
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes families: every token of each is blacklisted, including
+    /// tokens inserted earlier in this transaction.
+    pub async fn revoke_families(
+        &mut self,
+        family_ids: &[&str],
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        if family_ids.is_empty() {
+            return Ok(());
+        }
+        let families = json!(family_ids).to_string();
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = ? \
+             WHERE revoked_at IS NULL AND id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now)
+        .bind(&families)
+        .execute(&mut *self.write.tx)
+        .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
+             SELECT jti, ? FROM outstanding_tokens \
+             WHERE family_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now)
+        .bind(&families)
         .execute(&mut *self.write.tx)
         .await?;
         Ok(())

@@ -3,21 +3,27 @@
 //! go together in the next one: one transaction, one fsync for all of
 //! them, and no reply before the commit that made its refresh durable.
 //!
-//! Inside a batch the refreshes are decided one after the other on the same
-//! transaction, so each sees what the ones before it wrote (two refreshes of
-//! one token in a batch still give one success). If a batch fails, each of
-//! its refreshes is tried again alone, so one bad refresh cannot fail the
-//! others and each gets its own error.
+//! A batch costs a fixed number of statements, whatever its size: the
+//! writer reads what the store knows of every presented token at once,
+//! decides each refresh in arrival order with [`refresh::decide`] against
+//! that knowledge as the refreshes before it changed it ([`plan`], pure),
+//! then writes all changes in a few statements. So two refreshes of one
+//! token in a batch still give one success, and a reuse revokes a family
+//! even if another refresh of that family came first in the batch. If a
+//! batch fails, each of its refreshes is tried again alone, so one bad
+//! refresh cannot fail the others and each gets its own error.
+
+use std::collections::{HashMap, HashSet};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::refresh::{self, Decision, RefreshPolicy};
+use super::refresh::{self, Decision, RefreshPolicy, TokenRecord};
 use super::{SessionError, TokenError, TokenType};
 use crate::clock::UnixTime;
-use crate::store::{NewToken, RefreshTransaction, Store, StoreError};
+use crate::store::{NewToken, Store, StoreError};
 
-/// Most refreshes written in one transaction, which holds SQLite's write
-/// lock (other processes' writers wait) for about 0.1 ms per refresh.
+/// Most refreshes written in one transaction (which holds SQLite's write
+/// lock: other processes' writers wait for it).
 const MAX_BATCH: usize = 256;
 
 /// Refreshes waiting for the writer before new ones wait to be queued.
@@ -93,52 +99,143 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<(RefreshJob, Repl
     }
 }
 
-/// Decides and writes `jobs` in order in one transaction.
+/// Decides and writes `jobs` in one transaction.
 async fn commit(store: &Store, jobs: &[&RefreshJob]) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = store.refresh_transaction().await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        outcomes.push(write(&mut tx, job).await?);
-    }
+    let jtis: Vec<&str> = jobs.iter().map(|job| job.jti.as_str()).collect();
+    let users: Vec<i64> = jobs.iter().map(|job| job.user_id).collect();
+    let records = tx.records(&jtis).await?;
+    let active_users = tx.active_users(&users).await?;
+    let (outcomes, writes) = plan(jobs, records, &active_users);
+    let now = jobs.iter().map(|job| job.now).max().unwrap_or_default();
+    let new_tokens: Vec<NewToken<'_>> = writes.new_tokens.iter().map(RotatedToken::row).collect();
+    tx.insert(&new_tokens, now).await?;
+    let replaced: Vec<(&str, &str)> = writes
+        .replaced
+        .iter()
+        .map(|(old, new)| (old.as_str(), new.as_str()))
+        .collect();
+    tx.mark_rotated(&replaced, now).await?;
+    tx.blacklist(&strs(&writes.blacklisted), now).await?;
+    tx.revoke_families(&strs(&writes.revoked_families), now)
+        .await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// One refresh: what [`refresh::decide`] says, written into `tx`.
-async fn write(tx: &mut RefreshTransaction, job: &RefreshJob) -> Result<Outcome, StoreError> {
-    let (record, user_active) = tx.record_and_user(&job.jti, job.user_id).await?;
-    let decision = refresh::decide(record.as_ref(), job.now, &job.policy);
-    match &decision {
-        Decision::Refuse(err) => return Ok(Outcome::Refused((*err).into())),
-        Decision::RevokeFamily(family) => {
-            tx.revoke_family(family, job.now).await?;
-            return Ok(Outcome::ReuseDetected {
-                family: family.clone(),
-            });
-        }
-        Decision::AccessOnly | Decision::Rotate | Decision::Retry { .. } => {}
-    }
-    if !user_active {
-        return Ok(Outcome::Refused(SessionError::NoActiveAccount));
-    }
-    if let Some((jti, expires_at)) = &job.rotated {
-        let new = NewToken {
-            jti,
-            user_id: job.user_id,
+fn strs(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+/// A rotated refresh token to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RotatedToken {
+    jti: String,
+    user_id: i64,
+    family_id: Option<String>,
+    expires_at: UnixTime,
+}
+
+impl RotatedToken {
+    fn row(&self) -> NewToken<'_> {
+        NewToken {
+            jti: &self.jti,
+            user_id: self.user_id,
             token_type: TokenType::Refresh,
-            family_id: record.as_ref().and_then(|r| r.family_id.as_deref()),
-            expires_at: *expires_at,
-        };
-        if let Decision::Retry {
-            superseded: Some(superseded),
-        } = &decision
-        {
-            tx.blacklist(superseded, job.now).await?;
+            family_id: self.family_id.as_deref(),
+            expires_at: self.expires_at,
         }
-        let blacklist_old = job.policy.blacklist_after_rotation;
-        tx.rotate(&job.jti, &new, blacklist_old, job.now).await?;
     }
-    Ok(Outcome::Done)
+}
+
+/// A batch's changes, written in this order: new tokens, rotations,
+/// blacklist, revoked families (whose every token, new ones included, is
+/// blacklisted).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Writes {
+    new_tokens: Vec<RotatedToken>,
+    /// `(old, new)`, one per old token: the last replacement wins.
+    replaced: Vec<(String, String)>,
+    blacklisted: Vec<String>,
+    revoked_families: Vec<String>,
+}
+
+/// Decides `jobs` in order against `records` (what the store knows of the
+/// presented tokens), updating them as each refresh would the store, and
+/// collects the writes.
+fn plan(
+    jobs: &[&RefreshJob],
+    mut records: HashMap<String, TokenRecord>,
+    active_users: &HashSet<i64>,
+) -> (Vec<Outcome>, Writes) {
+    let mut writes = Writes::default();
+    let mut revoked: HashSet<String> = HashSet::new();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let record = records.get(&job.jti).cloned().map(|mut record| {
+            record.family_revoked |= record
+                .family_id
+                .as_ref()
+                .is_some_and(|family| revoked.contains(family));
+            record
+        });
+        let outcome = match refresh::decide(record.as_ref(), job.now, &job.policy) {
+            Decision::Refuse(err) => Outcome::Refused(err.into()),
+            Decision::RevokeFamily(family) => {
+                if revoked.insert(family.clone()) {
+                    writes.revoked_families.push(family.clone());
+                }
+                Outcome::ReuseDetected { family }
+            }
+            _ if !active_users.contains(&job.user_id) => {
+                Outcome::Refused(SessionError::NoActiveAccount)
+            }
+            decision => {
+                if let Some(rotated) = &job.rotated {
+                    if let Decision::Retry {
+                        superseded: Some(superseded),
+                    } = decision
+                    {
+                        if let Some(record) = records.get_mut(&superseded) {
+                            record.blacklisted = true;
+                        }
+                        writes.blacklisted.push(superseded);
+                    }
+                    rotate(job, rotated, &mut records, &mut writes);
+                }
+                Outcome::Done
+            }
+        };
+        outcomes.push(outcome);
+    }
+    (outcomes, writes)
+}
+
+/// `job`'s token replaced by `rotated`, in `records` and `writes`.
+fn rotate(
+    job: &RefreshJob,
+    (new_jti, expires_at): &(String, UnixTime),
+    records: &mut HashMap<String, TokenRecord>,
+    writes: &mut Writes,
+) {
+    let presented = records.get_mut(&job.jti);
+    let family_id = presented.as_ref().and_then(|r| r.family_id.clone());
+    if let Some(record) = presented {
+        record.rotated_at = record.rotated_at.or(Some(job.now));
+        record.replaced_by = Some(new_jti.clone());
+        record.blacklisted |= job.policy.blacklist_after_rotation;
+    }
+    if job.policy.blacklist_after_rotation {
+        writes.blacklisted.push(job.jti.clone());
+    }
+    writes.replaced.retain(|(old, _)| old != &job.jti);
+    writes.replaced.push((job.jti.clone(), new_jti.clone()));
+    writes.new_tokens.push(RotatedToken {
+        jti: new_jti.clone(),
+        user_id: job.user_id,
+        family_id,
+        expires_at: *expires_at,
+    });
 }
 
 /// The requester's answer, with the audit events of a committed reuse.
@@ -152,5 +249,152 @@ fn answer(job: &RefreshJob, outcome: Result<Outcome, StoreError>) -> Result<(), 
             tracing::warn!(event = "family_revoked", user_id, family = %family);
             Err(TokenError::Blacklisted.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: RefreshPolicy = RefreshPolicy {
+        rotate: true,
+        blacklist_after_rotation: true,
+        reuse_grace: 0,
+    };
+
+    fn job(jti: &str, new: &str, policy: RefreshPolicy) -> RefreshJob {
+        RefreshJob {
+            jti: jti.into(),
+            user_id: 1,
+            rotated: Some((new.into(), 1_000)),
+            policy,
+            now: 100,
+        }
+    }
+
+    fn fresh(family: &str) -> TokenRecord {
+        TokenRecord {
+            user_id: 1,
+            family_id: Some(family.into()),
+            blacklisted: false,
+            family_revoked: false,
+            rotated_at: None,
+            replaced_by: None,
+        }
+    }
+
+    fn plan_of(
+        jobs: &[RefreshJob],
+        records: &[(&str, TokenRecord)],
+    ) -> (Vec<&'static str>, Writes) {
+        let jobs: Vec<&RefreshJob> = jobs.iter().collect();
+        let records = records
+            .iter()
+            .map(|(jti, record)| (jti.to_string(), record.clone()))
+            .collect();
+        let (outcomes, writes) = plan(&jobs, records, &HashSet::from([1]));
+        let names = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Done => "done",
+                Outcome::Refused(SessionError::NoActiveAccount) => "inactive",
+                Outcome::Refused(SessionError::Token(TokenError::Blacklisted)) => "blacklisted",
+                Outcome::Refused(_) => "refused",
+                Outcome::ReuseDetected { .. } => "reuse",
+            })
+            .collect();
+        (names, writes)
+    }
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn distinct_tokens_all_rotate_in_one_batch() {
+        let (outcomes, writes) = plan_of(
+            &[job("a", "a2", STRICT), job("b", "b2", STRICT)],
+            &[("a", fresh("f")), ("b", fresh("g"))],
+        );
+        assert_eq!(outcomes, ["done", "done"]);
+        assert_eq!(writes.blacklisted, strings(&["a", "b"]));
+        assert_eq!(
+            writes.replaced,
+            [("a".into(), "a2".into()), ("b".into(), "b2".into())]
+        );
+        let families: Vec<_> = writes
+            .new_tokens
+            .iter()
+            .map(|t| t.family_id.clone())
+            .collect();
+        assert_eq!(families, [Some("f".into()), Some("g".into())]);
+        assert!(writes.revoked_families.is_empty());
+    }
+
+    #[test]
+    fn the_same_token_twice_without_grace_rotates_once_then_revokes_its_family() {
+        let (outcomes, writes) = plan_of(
+            &[job("a", "a2", STRICT), job("a", "a3", STRICT)],
+            &[("a", fresh("f"))],
+        );
+        assert_eq!(outcomes, ["done", "reuse"]);
+        assert_eq!(writes.revoked_families, strings(&["f"]));
+        // a2 is written, then blacklisted with the rest of its family.
+        assert_eq!(writes.new_tokens.len(), 1);
+    }
+
+    #[test]
+    fn a_retry_in_the_same_batch_supersedes_the_first_answer() {
+        let graceful = RefreshPolicy {
+            reuse_grace: 10,
+            ..STRICT
+        };
+        let (outcomes, writes) = plan_of(
+            &[job("a", "a2", graceful), job("a", "a3", graceful)],
+            &[("a", fresh("f"))],
+        );
+        assert_eq!(outcomes, ["done", "done"]);
+        // The first answer's token is blacklisted; a now points at a3.
+        assert_eq!(writes.blacklisted, strings(&["a", "a2", "a"]));
+        assert_eq!(writes.replaced, [("a".into(), "a3".into())]);
+    }
+
+    #[test]
+    fn after_a_reuse_the_rest_of_the_family_is_refused_in_the_batch() {
+        let rotated = TokenRecord {
+            blacklisted: true,
+            rotated_at: Some(50),
+            replaced_by: Some("b".into()),
+            ..fresh("f")
+        };
+        let (outcomes, writes) = plan_of(
+            &[
+                job("a", "x", STRICT),
+                job("b", "b2", STRICT),
+                job("c", "c2", STRICT),
+            ],
+            &[("a", rotated), ("b", fresh("f")), ("c", fresh("g"))],
+        );
+        assert_eq!(outcomes, ["reuse", "blacklisted", "done"]);
+        assert_eq!(writes.revoked_families, strings(&["f"]));
+        assert_eq!(writes.replaced, [("c".into(), "c2".into())]);
+    }
+
+    #[test]
+    fn unknown_tokens_and_inactive_users_change_nothing() {
+        let mut inactive = job("b", "b2", STRICT);
+        inactive.user_id = 2;
+        let (outcomes, writes) = plan_of(
+            &[job("ghost", "g2", STRICT), inactive],
+            &[(
+                "b",
+                TokenRecord {
+                    user_id: 2,
+                    ..fresh("f")
+                },
+            )],
+        );
+        assert_eq!(outcomes, ["refused", "inactive"]);
+        assert_eq!(writes, Writes::default());
     }
 }
