@@ -33,7 +33,7 @@
 #   CEILING_SECS       seconds per ceiling figure (default 2; 1 with QUICK=1)
 #   CEILING_REPS       repetitions per ceiling figure, best kept (default 3; 1 with QUICK=1);
 #                      the ceilings are measured before and after the runs, the better kept
-#   REFRESH_MINT_RATE  refresh tokens minted per second of a refresh run (default 6000; RS256
+#   REFRESH_MINT_RATE  refresh tokens minted per second of a refresh run (default 10000; RS256
 #                      never more than 1.2 × half its signing ceiling). A run that uses them all
 #                      up says "tokens ran out" in its row.
 #   JWTD_PASSWORD_HASH_MEMORY / _ITERATIONS / _PARALLELISM
@@ -72,7 +72,7 @@ wrk_threads=${WRK_THREADS:-1}
 reps=${REPS:-1}
 # A login at c=64 takes seconds: its runs last at least 10 s so that many complete.
 login_secs=${LOGIN_SECONDS:-$(( secs > 10 ? secs : 10 ))}
-mint_rate=${REFRESH_MINT_RATE:-6000}
+mint_rate=${REFRESH_MINT_RATE:-10000}
 results=${RESULTS:-$here/results.md}
 argon_m=${JWTD_PASSWORD_HASH_MEMORY:-19456}
 argon_t=${JWTD_PASSWORD_HASH_ITERATIONS:-2}
@@ -246,7 +246,7 @@ for alg in $algorithms; do
   access=$(head -n1 "$work/access.txt")
 
   max_life=$(( 7 * nconc * reps * (secs + login_secs + 70) + 120 ))
-  JWTD_DATABASE_URL="sqlite://$work/jwtd.db" timeout -s TERM "$max_life" "$jwtd" serve > "$work/server.log" 2>&1 &
+  JWTD_DATABASE_URL="sqlite://$work/jwtd.db" RUST_LOG="${BENCH_SERVER_LOG:-info,sqlx=warn}" timeout -s TERM "$max_life" "$jwtd" serve > "$work/server.log" 2>&1 &
   server_tpid=$!
   for _ in $(seq 150); do
     server_pid=$(cat "/proc/$server_tpid/task/$server_tpid/children" 2>/dev/null | awk '{print $1}' || true)

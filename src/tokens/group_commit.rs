@@ -81,7 +81,15 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<(RefreshJob, Repl
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs: Vec<&RefreshJob> = batch.iter().map(|(job, _)| job).collect();
-        let outcomes = match commit(&store, &jobs).await {
+        let started = std::time::Instant::now();
+        let committed = commit(&store, &jobs).await;
+        tracing::debug!(
+            refreshes = jobs.len(),
+            micros = started.elapsed().as_micros(),
+            ok = committed.is_ok(),
+            "refresh batch"
+        );
+        let outcomes = match committed {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(err) if jobs.len() == 1 => vec![Err(err)],
             Err(err) => {
