@@ -18,10 +18,10 @@ use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
 use crate::store::{Store, StoreError};
 use crate::tokens::{RefreshWriter, TokenService};
-use crate::users::{LoginThrottle, PasswordHasher};
+use crate::users::{AccountCache, LoginThrottle, PasswordHasher};
 
-/// How often a server runs the key schedule and looks for key changes made
-/// by other processes.
+/// How often a server runs the key schedule and looks for key and user
+/// changes made by other processes.
 pub const KEY_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How often `serve` deletes expired token records: daily, by the clock.
@@ -93,6 +93,7 @@ impl Issuer {
                 config.login_failures_per_user,
                 config.login_failures_per_address,
             )),
+            accounts: Arc::new(AccountCache::new(store.users_version().await?)),
             config: Arc::new(config),
             refresh_writer: RefreshWriter::start(store.clone()),
             store,
@@ -143,7 +144,8 @@ impl Issuer {
 }
 
 /// Runs the key schedule, rebuilds the key ring whenever the store's
-/// key-set version moves, and flushes expired token records daily.
+/// key-set version moves, empties the account cache whenever the users
+/// version moves, and flushes expired token records daily.
 async fn keep_keys_current(state: AppState, keeper: KeyKeeper, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(KEY_POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -164,6 +166,16 @@ async fn keep_keys_current(state: AppState, keeper: KeyKeeper, mut stop: watch::
         }
         if let Err(err) = reload_keys(&state, &keeper.master, &keeper.making.policy).await {
             tracing::error!(error = %err, "could not reload signing keys; keeping the current ones");
+        }
+        match state.store.users_version().await {
+            Ok(version) => {
+                if state.accounts.sync(version) {
+                    tracing::debug!(version, "users changed; account cache emptied");
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not check for user changes; will retry")
+            }
         }
         let now = state.clock.now();
         if last_flush.is_none_or(|at| now - at >= FLUSH_INTERVAL) {

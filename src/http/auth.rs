@@ -9,14 +9,14 @@ use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
 use crate::tokens::{Claims, Expect, TokenType};
-use crate::users::User;
+use crate::users::Account;
 use crate::verifier::{AuthError, bearer_token};
 
 /// The user an access token authenticates, with the token's claims.
 #[derive(Debug)]
 pub struct Authenticated {
     /// The active user the token names.
-    pub user: User,
+    pub user: Account,
     /// The verified claims.
     pub claims: Claims,
 }
@@ -46,8 +46,8 @@ impl FromRequestParts<AppState> for Authenticated {
             .parse::<i64>()
             .map_err(|_| ApiError::UserNotFound)?;
         let user = app
-            .store
-            .user_by_id(id)
+            .accounts
+            .get(&app.store, id)
             .await?
             .ok_or(ApiError::UserNotFound)?;
         if !user.is_active {

@@ -26,7 +26,7 @@ use crate::keys::{KeyRing, KeySet};
 use crate::store::Store;
 use crate::tokens::refresh::RefreshPolicy;
 use crate::tokens::{RefreshWriter, Sessions, TokenService};
-use crate::users::{LoginThrottle, PasswordHasher};
+use crate::users::{AccountCache, LoginThrottle, PasswordHasher};
 
 /// What every handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -45,6 +45,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Failed-login counters.
     pub throttle: Arc<LoginThrottle>,
+    /// The accounts access tokens name, kept in step with the store.
+    pub accounts: Arc<AccountCache>,
     /// Writes refreshes, many per transaction.
     pub refresh_writer: RefreshWriter,
 }

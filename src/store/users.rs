@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{Store, StoreError, flag};
 use crate::clock::UnixTime;
-use crate::users::User;
+use crate::users::{Account, User};
 
 impl Store {
     /// Adds a user; fails with [`StoreError::UsernameTaken`] if the name is used.
@@ -62,6 +62,32 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(user_from_row).transpose()
+    }
+
+    /// The account with this id, if any: what authenticating a request
+    /// needs.
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        let row = sqlx::query("SELECT id, username, is_active FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Account {
+                id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                is_active: flag(row.try_get("is_active")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// The users version: it moves whenever a user's name, password or
+    /// active flag changes or a user is deleted.
+    pub async fn users_version(&self) -> Result<i64, StoreError> {
+        let version = sqlx::query_scalar("SELECT version FROM users_version WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(version)
     }
 
     /// Every user, by id.

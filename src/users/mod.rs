@@ -1,9 +1,11 @@
 //! Users and their passwords: argon2id hashes, computed off the async
 //! reactor, and a login check that costs the same for unknown users.
 
+mod cache;
 mod password;
 mod throttle;
 
+pub use cache::AccountCache;
 pub use password::{HashCost, Password, PasswordHasher};
 pub use throttle::{LoginThrottle, Throttled};
 
@@ -35,6 +37,17 @@ impl std::fmt::Debug for User {
             .field("is_active", &self.is_active)
             .finish_non_exhaustive()
     }
+}
+
+/// What requests need of the user a token names (no password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Database id; appears in tokens as a string.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Inactive users are refused.
+    pub is_active: bool,
 }
 
 /// Why a username is refused.

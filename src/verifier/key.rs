@@ -5,9 +5,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::PublicKeyComponents;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, VerificationAlgorithm,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 /// A JWS algorithm jwtd signs with. Verification always takes it from the
@@ -26,14 +30,6 @@ impl Algorithm {
         match self {
             Self::Rs256 => "RS256",
             Self::Es256 => "ES256",
-        }
-    }
-
-    /// The same algorithm as jsonwebtoken names it.
-    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
-            Self::Es256 => jsonwebtoken::Algorithm::ES256,
         }
     }
 }
@@ -56,12 +52,11 @@ impl FromStr for Algorithm {
     }
 }
 
-/// A public key, ready to verify with its own algorithm only.
+/// A public key, parsed once, ready to verify with its own algorithm only.
 pub struct PublicKey {
     /// The algorithm the key is made for.
     pub alg: Algorithm,
-    /// jsonwebtoken's parsed form of the key.
-    pub decoding: DecodingKey,
+    verifying: ParsedPublicKey,
 }
 
 impl fmt::Debug for PublicKey {
@@ -80,32 +75,47 @@ pub const P256_SPKI_PREFIX: [u8; 26] = [
 
 impl PublicKey {
     /// An RS256 key from base64url modulus and exponent (JWK `n`, `e`).
+    /// Keys under 2048 bits are refused.
     pub fn rsa(n: &str, e: &str) -> Result<Self, String> {
-        Ok(Self {
-            alg: Algorithm::Rs256,
-            decoding: DecodingKey::from_rsa_components(n, e).map_err(|err| err.to_string())?,
-        })
+        let components = PublicKeyComponents {
+            n: base64url(n, "n")?,
+            e: base64url(e, "e")?,
+        };
+        let der = components
+            .as_der()
+            .map_err(|_| "not an RSA public key".to_owned())?;
+        Self::from_der(Algorithm::Rs256, der.as_ref())
     }
 
     /// An ES256 key from base64url P-256 coordinates (JWK `x`, `y`).
     pub fn p256(x: &str, y: &str) -> Result<Self, String> {
-        Ok(Self {
-            alg: Algorithm::Es256,
-            decoding: DecodingKey::from_ec_components(x, y).map_err(|err| err.to_string())?,
-        })
+        let (x, y) = (base64url(x, "x")?, base64url(y, "y")?);
+        if x.len() != 32 || y.len() != 32 {
+            return Err("P-256 coordinates must be 32 bytes each".into());
+        }
+        Self::from_der(Algorithm::Es256, &[&[0x04], &x[..], &y[..]].concat())
+    }
+
+    /// A key from what aws-lc-rs parses for `alg`: an RSA public key (DER)
+    /// or an uncompressed P-256 point.
+    fn from_der(alg: Algorithm, der: &[u8]) -> Result<Self, String> {
+        let algorithm: &'static dyn VerificationAlgorithm = match alg {
+            Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::Es256 => &ECDSA_P256_SHA256_FIXED,
+        };
+        let verifying = ParsedPublicKey::new(algorithm, der)
+            .map_err(|err| format!("unusable {alg} public key: {err}"))?;
+        Ok(Self { alg, verifying })
     }
 
     /// Whether `signature` (base64url, as in a JWS) is this key's signature
     /// of `message` under its own algorithm. ECDSA signatures must be the
     /// 64-byte JOSE form (r‖s); DER is refused.
     pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
-        jsonwebtoken::crypto::verify(
-            signature,
-            message,
-            &self.decoding,
-            self.alg.to_jsonwebtoken(),
-        )
-        .unwrap_or(false)
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        self.verifying.verify_sig(message, &signature).is_ok()
     }
 
     /// A key from one JWKS entry: `use` absent or `sig`, `kty` RSA or EC
@@ -159,13 +169,9 @@ impl PublicKey {
             );
             return Self::p256(&x, &y);
         }
-        let rsa = aws_lc_rs::rsa::PublicKey::from_der(&der)
+        aws_lc_rs::rsa::PublicKey::from_der(&der)
             .map_err(|_| "neither an RSA nor a P-256 public key".to_owned())?;
-        let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(&rsa);
-        Ok(Self {
-            alg: Algorithm::Rs256,
-            decoding: DecodingKey::from_rsa_raw_components(&components.n, &components.e),
-        })
+        Self::from_der(Algorithm::Rs256, &der)
     }
 }
 
@@ -243,6 +249,13 @@ impl KeyLookup for PublicKey {
     fn key_for(&self, _kid: Option<&str>) -> Option<&PublicKey> {
         Some(self)
     }
+}
+
+/// A base64url (unpadded) JWK member, decoded.
+fn base64url(text: &str, member: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| format!("\"{member}\" is not base64url"))
 }
 
 /// The label and decoded body of the first PEM block in `text`.

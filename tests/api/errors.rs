@@ -741,14 +741,20 @@ async fn me_for_a_disabled_or_unknown_user_is_refused() {
     let app = spawn_app().await;
     app.add_user("alice", "pw").await;
     let pair = app.login_ok("alice", "pw").await;
+    // The server now holds alice in its account cache.
+    expect_json(app.me(&pair.access).await, StatusCode::OK).await;
 
+    // Disabled through another connection, as the CLI does: the server
+    // notices within its poll interval (250 ms).
     set_active(&app, "alice", false).await;
-    let response = app.me(&pair.access).await;
+    let response = me_until(&app, &pair.access, StatusCode::UNAUTHORIZED).await;
     expect_401(
         response,
         json!({"detail": "User is inactive", "code": "user_inactive"}),
     )
     .await;
+    set_active(&app, "alice", true).await;
+    me_until(&app, &pair.access, StatusCode::OK).await;
 
     let now = now(&app);
     let ghost = sign_with_active_key(
@@ -763,6 +769,22 @@ async fn me_for_a_disabled_or_unknown_user_is_refused() {
     )
     .await;
     let response = app.me(&ghost).await;
+    expect_401(
+        response,
+        json!({"detail": "User not found", "code": "user_not_found"}),
+    )
+    .await;
+
+    // Deleted (there is no command for it; straight SQL): not found either.
+    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM users WHERE username = 'alice'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let response = me_until(&app, &pair.access, StatusCode::UNAUTHORIZED).await;
     expect_401(
         response,
         json!({"detail": "User not found", "code": "user_not_found"}),
@@ -968,6 +990,19 @@ fn now(app: &TestApp) -> i64 {
 /// A fresh 32-hex-character token id.
 fn jti() -> String {
     jwtd::tokens::new_jti()
+}
+
+/// `GET /api/me/` until it answers `status`, for at most 5 s (the server
+/// polls for user changes every 250 ms).
+async fn me_until(app: &TestApp, access: &str, status: StatusCode) -> Response {
+    for _ in 0..50 {
+        let response = app.me(access).await;
+        if response.status() == status {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("GET /api/me/ did not answer {status} within 5 s");
 }
 
 async fn set_active(app: &TestApp, username: &str, active: bool) {
