@@ -77,10 +77,21 @@ impl PublicKey {
     /// An RS256 key from base64url modulus and exponent (JWK `n`, `e`).
     /// Keys under 2048 bits are refused.
     pub fn rsa(n: &str, e: &str) -> Result<Self, String> {
-        let components = PublicKeyComponents {
+        Self::rsa_components(PublicKeyComponents {
             n: base64url(n, "n")?,
             e: base64url(e, "e")?,
-        };
+        })
+    }
+
+    /// An RS256 key of 2048 to 8192 bits.
+    fn rsa_components(components: PublicKeyComponents<Vec<u8>>) -> Result<Self, String> {
+        let n = &components.n[components.n.iter().take_while(|&&b| b == 0).count()..];
+        let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
+        if !(2048..=8192).contains(&bits) {
+            return Err(format!(
+                "RS256 keys must have 2048 to 8192 bits, not {bits}"
+            ));
+        }
         let der = components
             .as_der()
             .map_err(|_| "not an RSA public key".to_owned())?;
@@ -169,9 +180,9 @@ impl PublicKey {
             );
             return Self::p256(&x, &y);
         }
-        aws_lc_rs::rsa::PublicKey::from_der(&der)
+        let rsa = aws_lc_rs::rsa::PublicKey::from_der(&der)
             .map_err(|_| "neither an RSA nor a P-256 public key".to_owned())?;
-        Self::from_der(Algorithm::Rs256, &der)
+        Self::rsa_components(PublicKeyComponents::<Vec<u8>>::from(&rsa))
     }
 }
 
@@ -282,4 +293,34 @@ fn pem_body(text: &str) -> Result<(String, Vec<u8>), String> {
         body.push_str(line);
     }
     Err(format!("no {end} line"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused() {
+        let mut modulus = vec![0xc5; 128];
+        modulus[127] |= 1;
+        let err = PublicKey::rsa(&b64(&modulus), "AQAB").unwrap_err();
+        assert!(err.contains("RS256"), "{err}");
+        let mut modulus = vec![0xc5; 256];
+        modulus[255] |= 1;
+        assert_eq!(
+            PublicKey::rsa(&b64(&modulus), "AQAB").unwrap().alg,
+            Algorithm::Rs256
+        );
+    }
+
+    #[test]
+    fn p256_coordinates_must_be_a_point_on_the_curve() {
+        assert!(PublicKey::p256(&b64(&[1; 31]), &b64(&[1; 32])).is_err());
+        assert!(PublicKey::p256(&b64(&[1; 32]), &b64(&[1; 32])).is_err());
+        assert!(PublicKey::p256("not base64!", &b64(&[1; 32])).is_err());
+    }
 }
