@@ -38,7 +38,7 @@
 #                      up says "tokens ran out" in its row.
 #   JWTD_PASSWORD_HASH_MEMORY / _ITERATIONS / _PARALLELISM
 #                      passed to jwtd as they are; the argon2 ceiling uses the same values
-#                      (default 19456 KiB, 2, 1: argon2id's OWASP setting, jwtd's default)
+#                      (default 12288 KiB, 3, 1: one of OWASP's argon2id settings, jwtd's default)
 #   BENCH_TIMEOUT      overall limit in seconds (default 3600); every wrk run has its own
 #   RESULTS            where the table goes (default bench/results.md)
 #   KEEP=1             keep the temporary directories (databases, logs, token files)
@@ -74,8 +74,8 @@ reps=${REPS:-1}
 login_secs=${LOGIN_SECONDS:-$(( secs > 10 ? secs : 10 ))}
 mint_rate=${REFRESH_MINT_RATE:-10000}
 results=${RESULTS:-$here/results.md}
-argon_m=${JWTD_PASSWORD_HASH_MEMORY:-19456}
-argon_t=${JWTD_PASSWORD_HASH_ITERATIONS:-2}
+argon_m=${JWTD_PASSWORD_HASH_MEMORY:-12288}
+argon_t=${JWTD_PASSWORD_HASH_ITERATIONS:-3}
 argon_p=${JWTD_PASSWORD_HASH_PARALLELISM:-1}
 endpoints=${ENDPOINTS:-healthz jwks jwks_304 verify me refresh login}
 user=bench

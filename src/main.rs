@@ -81,11 +81,11 @@ fn one_line_usage_error(message: &str) -> String {
         .to_owned()
 }
 
-/// argon2 allocates 19 MiB per hash. glibc's adaptive threshold soon serves
-/// such blocks from its heap, which fragments and keeps growing under a
-/// login flood (0.5 GB after 256 logins here). A fixed 1 MiB threshold
-/// makes them mmap'd and returned on free: the same flood peaks at ~53 MB
-/// and settles at 14 MB.
+/// argon2 allocates its memory cost (12 MiB by default) per new hash, and
+/// the login work areas are as large. glibc's adaptive threshold soon
+/// serves such blocks from its heap, which fragments and keeps growing
+/// under a login flood (0.5 GB after 256 logins here). A fixed 1 MiB
+/// threshold makes them mmap'd and returned to the system on free.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn return_large_allocations_to_the_system() {
     const M_MMAP_THRESHOLD: i32 = -3;

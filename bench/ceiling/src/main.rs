@@ -1,7 +1,7 @@
 //! jwtd-bench: the helper bench/run.sh builds and calls.
 //!
 //! ```text
-//! jwtd-bench ceiling [--threads 2] [--secs 2] [--reps 3] [--argon2 19456,2,1]
+//! jwtd-bench ceiling [--threads 2] [--secs 2] [--reps 3] [--argon2 12288,3,1]
 //!     raw ops/s with keys parsed once: RS256-2048 and ES256 sign and verify
 //!     (aws-lc-rs), and argon2id hashes/s; best of --reps; TSV `name threads ops_per_s`.
 //! jwtd-bench mint --user NAME --out DIR --refresh N[,N...]
@@ -156,7 +156,7 @@ fn ceiling(args: &[String]) -> Result<(), Error> {
     let threads: usize = opt(&o, "threads", 2)?;
     let secs: f64 = opt(&o, "secs", 2.0)?;
     let reps: usize = opt(&o, "reps", 3)?;
-    let argon: String = opt(&o, "argon2", "19456,2,1".to_owned())?;
+    let argon: String = opt(&o, "argon2", "12288,3,1".to_owned())?;
     let costs: Vec<u32> = argon
         .split(',')
         .map(|s| s.trim().parse::<u32>())
