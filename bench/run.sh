@@ -40,6 +40,8 @@
 #                      passed to jwtd as they are; the argon2 ceiling uses the same values
 #                      (default 12288 KiB, 3, 1: one of OWASP's argon2id settings, jwtd's default)
 #   BENCH_TIMEOUT      overall limit in seconds (default 3600); every wrk run has its own
+#   PEER=1             also measure simplejwt (bench/peer/run.sh: a venv from PyPI, gunicorn)
+#                      right after jwtd, same settings, and add a jwtd ÷ simplejwt table
 #   RESULTS            where the table goes (default bench/results.md)
 #   KEEP=1             keep the temporary directories (databases, logs, token files)
 #
@@ -277,6 +279,17 @@ for alg in $algorithms; do
   cleanup
 done
 
+# ---------------------------------------------------------------- the peer
+# simplejwt on gunicorn, measured the same way in the same run (PEER=1).
+peer_md="$out/peer.md"
+rm -f "$peer_md" "${peer_md%.md}.tsv"
+if [[ "${PEER:-0}" == 1 ]]; then
+  log "the simplejwt peer, measured the same way (bench/peer/run.sh)"
+  BENCH_SECONDS=$secs CONCURRENCY="$concurrency" ALGORITHMS="$algorithms" REPS=$reps \
+    LOGIN_SECONDS=$login_secs WRK_THREADS=$wrk_threads QUICK=$QUICK RESULTS="$peer_md" \
+    "$here/peer/run.sh" >&2 || log "the peer run failed; the table has no simplejwt column"
+fi
+
 # ---------------------------------------------------------------- report
 # Again after the runs; each ceiling is the better of the two, so a burst of
 # load from elsewhere during one measurement does not lower it.
@@ -303,6 +316,33 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the machine)."
   echo
   echo "$table"
+  if [[ -s "${peer_md%.md}.tsv" ]]; then
+    echo
+    echo "## Against simplejwt, same run"
+    echo
+    echo "simplejwt 5.5.1 on gunicorn (sync × 2), set up and measured by bench/peer/run.sh with the"
+    echo "same wrk script, durations and concurrency, after jwtd's runs (its own table: below)."
+    echo
+    echo "| endpoint | alg | c | jwtd req/s | simplejwt req/s | jwtd ÷ simplejwt | p99 ms jwtd / simplejwt | peak RSS MiB jwtd / simplejwt |"
+    echo "|---|---|---|---|---|---|---|---|"
+    # jwtd's median round per endpoint, algorithm and concurrency, then the peer's row.
+    sort -t$'\t' -k1,1 -k2,2 -k3,3n -k4,4g "$runs" | awk -F'\t' -v OFS='\t' '
+      { key = $1 FS $2 FS $3; n[key]++; row[key, n[key]] = $0; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
+      END { for (i = 1; i <= k; i++) { key = order[i]; print row[key, int((n[key] + 1) / 2)] } }' |
+      awk -F'\t' -v peer="${peer_md%.md}.tsv" '
+        BEGIN { while ((getline line < peer) > 0) { split(line, f, "\t"); if (f[1] == "endpoint") continue
+                  k = f[1] FS f[2] FS f[3]; prps[k] = f[4]; pp99[k] = f[6]; prss[k] = f[8] } }
+        ($1 FS $2 FS $3) in prps {
+          k = $1 FS $2 FS $3
+          name = $1 == "healthz" ? "GET /healthz (peer: a DRF view)" : $1 == "verify" ? "POST /api/token/verify/" : \
+                 $1 == "me" ? "GET /api/me/" : $1 == "refresh" ? "POST /api/token/refresh/ (rotate + blacklist)" : \
+                 $1 == "login" ? "POST /api/token/ (login; peer: PBKDF2 1M, jwtd: argon2id)" : $1
+          ratio = prps[k] > 0 ? sprintf("%.0f ×", $4 / prps[k]) : "–"
+          printf "| %s | %s | %s | %.0f | %.0f | %s | %.2f / %.1f | %.1f / %.1f |\n", name, $2, $3, $4, prps[k], ratio, $6, pp99[k], $8 / 1024, prss[k]
+        }'
+    echo
+    sed -n '/^| endpoint/,$p' "$peer_md"
+  fi
 } > "$results"
 cat "$results"
 log "written to ${results#"$root"/}"
