@@ -273,9 +273,11 @@ for alg in $algorithms; do
       done
     done
   done
-  for rep in $(seq "$reps"); do
-    for conc in $concurrency; do run_endpoint login "$conc"; done
-  done
+  if [[ " $endpoints " == *" login "* ]]; then
+    for rep in $(seq "$reps"); do
+      for conc in $concurrency; do run_endpoint login "$conc"; done
+    done
+  fi
   cleanup
 done
 
@@ -325,10 +327,14 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo
     echo "| endpoint | alg | c | jwtd req/s | simplejwt req/s | jwtd ÷ simplejwt | p99 ms jwtd / simplejwt | peak RSS MiB jwtd / simplejwt |"
     echo "|---|---|---|---|---|---|---|---|"
-    # jwtd's median round per endpoint, algorithm and concurrency, then the peer's row.
-    sort -t$'\t' -k1,1 -k2,2 -k3,3n -k4,4g "$runs" | awk -F'\t' -v OFS='\t' '
+    # jwtd's median round per endpoint, algorithm and concurrency (in the
+    # order they ran), then the peer's row.
+    sort -t$'\t' -k1,1 -k2,2 -k3,3n -k4,4g "$runs" | awk -F'\t' '
       { key = $1 FS $2 FS $3; n[key]++; row[key, n[key]] = $0; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
-      END { for (i = 1; i <= k; i++) { key = order[i]; print row[key, int((n[key] + 1) / 2)] } }' |
+      END { for (i = 1; i <= k; i++) { key = order[i]; print row[key, int((n[key] + 1) / 2)] } }' > "$out/medians.tsv"
+    awk -F'\t' '!seen[$1 FS $2 FS $3]++' "$runs" | while IFS=$'\t' read -r e a c _; do
+      awk -F'\t' -v e="$e" -v a="$a" -v c="$c" '$1 == e && $2 == a && $3 == c' "$out/medians.tsv"
+    done |
       awk -F'\t' -v peer="${peer_md%.md}.tsv" '
         BEGIN { while ((getline line < peer) > 0) { split(line, f, "\t"); if (f[1] == "endpoint") continue
                   k = f[1] FS f[2] FS f[3]; prps[k] = f[4]; pp99[k] = f[6]; prss[k] = f[8] } }
