@@ -582,6 +582,83 @@ async fn fifty_concurrent_refreshes_of_one_token_give_exactly_one_success() {
     assert_token_error(app.verify(winner).await, BLACKLISTED).await;
 }
 
+/// Refreshes sent at once, so they share the writer's batches: every
+/// fresh token rotates, every replay of a rotated-away token revokes only
+/// its own family, and each answer is its own.
+#[tokio::test]
+async fn concurrent_refreshes_of_many_sessions_each_get_their_own_outcome() {
+    const FRESH: usize = 24;
+    const REPLAYED: usize = 8;
+    let app = spawn_app().await;
+    app.add_user("alice", PASSWORD).await;
+    let mut fresh = Vec::new();
+    for _ in 0..FRESH {
+        fresh.push(login(&app, "alice").await.refresh);
+    }
+    // Rotated once, before the burst: presenting them again is reuse. Their
+    // successors must die with their families.
+    let mut replayed = Vec::new();
+    for _ in 0..REPLAYED {
+        let old = login(&app, "alice").await.refresh;
+        let successor = rotate(&app, &old).await;
+        replayed.push((old, successor));
+    }
+
+    let tokens = fresh
+        .iter()
+        .chain(replayed.iter().map(|(old, _)| old))
+        .cloned();
+    let start = Arc::new(Barrier::new(FRESH + REPLAYED));
+    let mut requests = JoinSet::new();
+    for (index, token) in tokens.enumerate() {
+        let (client, url, start) = (
+            app.client.clone(),
+            app.url("/api/token/refresh/"),
+            start.clone(),
+        );
+        requests.spawn(async move {
+            start.wait().await;
+            let response = client
+                .post(url)
+                .json(&json!({"refresh": token}))
+                .send()
+                .await
+                .expect("request sent");
+            let status = response.status();
+            (
+                index,
+                status,
+                response.json::<Value>().await.expect("a JSON body"),
+            )
+        });
+    }
+    let mut outcomes = requests.join_all().await;
+    outcomes.sort_by_key(|(index, _, _)| *index);
+
+    let refused = json!({"detail": BLACKLISTED, "code": "token_not_valid"});
+    for (index, status, body) in &outcomes {
+        if *index < FRESH {
+            assert_eq!(*status, StatusCode::OK, "fresh token {index}: {body}");
+        } else {
+            assert_eq!(
+                (*status, body),
+                (StatusCode::UNAUTHORIZED, &refused),
+                "replay {index}"
+            );
+        }
+    }
+    // Every rotated token works once more; the presented ones are spent.
+    for (index, _, body) in &outcomes[..FRESH] {
+        let rotated = body["refresh"].as_str().expect("a new refresh token");
+        rotate(&app, rotated).await;
+        assert_token_error(app.refresh(&fresh[*index]).await, BLACKLISTED).await;
+    }
+    // The replays' families are revoked, successors included.
+    for (_, successor) in &replayed {
+        assert_token_error(app.refresh(successor).await, BLACKLISTED).await;
+    }
+}
+
 #[tokio::test]
 async fn a_thiefs_replay_revokes_the_victims_newer_token_too() {
     let app = spawn_app().await;
