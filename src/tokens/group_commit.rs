@@ -263,6 +263,7 @@ fn answer(job: &RefreshJob, outcome: Result<Outcome, StoreError>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::refresh::tests::fresh_in as fresh;
 
     const STRICT: RefreshPolicy = RefreshPolicy {
         rotate: true,
@@ -277,17 +278,6 @@ mod tests {
             rotated: Some((new.into(), 1_000)),
             policy,
             now: 100,
-        }
-    }
-
-    fn fresh(family: &str) -> TokenRecord {
-        TokenRecord {
-            user_id: 1,
-            family_id: Some(family.into()),
-            blacklisted: false,
-            family_revoked: false,
-            rotated_at: None,
-            replaced_by: None,
         }
     }
 

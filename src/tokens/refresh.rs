@@ -109,7 +109,7 @@ pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolic
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const STRICT: RefreshPolicy = RefreshPolicy {
@@ -118,15 +118,20 @@ mod tests {
         reuse_grace: 0,
     };
 
-    fn fresh() -> TokenRecord {
+    /// A recorded, unused token of user 1 in `family`.
+    pub(in crate::tokens) fn fresh_in(family: &str) -> TokenRecord {
         TokenRecord {
             user_id: 1,
-            family_id: Some("f".into()),
+            family_id: Some(family.into()),
             blacklisted: false,
             family_revoked: false,
             rotated_at: None,
             replaced_by: None,
         }
+    }
+
+    fn fresh() -> TokenRecord {
+        fresh_in("f")
     }
 
     fn rotated_at(at: UnixTime) -> TokenRecord {

@@ -84,6 +84,35 @@ async fn login(app: &TestApp, username: &str) -> Pair {
     app.login_ok(username, PASSWORD).await
 }
 
+/// `POST /api/token/refresh/` with each token, all sent at once (a barrier
+/// releases them together); the statuses and bodies in `tokens`' order.
+async fn refresh_all_at_once(app: &TestApp, tokens: Vec<String>) -> Vec<(StatusCode, Value)> {
+    let start = Arc::new(Barrier::new(tokens.len()));
+    let mut requests = JoinSet::new();
+    for (index, token) in tokens.into_iter().enumerate() {
+        let (client, start) = (app.client.clone(), start.clone());
+        let url = app.url("/api/token/refresh/");
+        requests.spawn(async move {
+            start.wait().await;
+            let response = client
+                .post(url)
+                .json(&json!({"refresh": token}))
+                .send()
+                .await
+                .expect("request sent");
+            let status = response.status();
+            let body: Value = response.json().await.expect("a JSON body");
+            (index, status, body)
+        });
+    }
+    let mut outcomes = requests.join_all().await;
+    outcomes.sort_by_key(|(index, _, _)| *index);
+    outcomes
+        .into_iter()
+        .map(|(_, status, body)| (status, body))
+        .collect()
+}
+
 /// Asserts a 401 with exactly `body` and the `WWW-Authenticate` challenge.
 async fn assert_401(response: Response, body: Value) {
     let url = response.url().clone();
@@ -540,27 +569,7 @@ async fn fifty_concurrent_refreshes_of_one_token_give_exactly_one_success() {
     app.add_user("alice", PASSWORD).await;
     let pair = login(&app, "alice").await;
 
-    let start = Arc::new(Barrier::new(N));
-    let mut requests = JoinSet::new();
-    for _ in 0..N {
-        let client = app.client.clone();
-        let url = app.url("/api/token/refresh/");
-        let token = pair.refresh.clone();
-        let start = start.clone();
-        requests.spawn(async move {
-            start.wait().await;
-            let response = client
-                .post(url)
-                .json(&json!({"refresh": token}))
-                .send()
-                .await
-                .expect("request sent");
-            let status = response.status();
-            let body: Value = response.json().await.expect("a JSON body");
-            (status, body)
-        });
-    }
-    let outcomes = requests.join_all().await;
+    let outcomes = refresh_all_at_once(&app, vec![pair.refresh.clone(); N]).await;
 
     let winners: Vec<&Value> = outcomes
         .iter()
@@ -607,37 +616,13 @@ async fn concurrent_refreshes_of_many_sessions_each_get_their_own_outcome() {
     let tokens = fresh
         .iter()
         .chain(replayed.iter().map(|(old, _)| old))
-        .cloned();
-    let start = Arc::new(Barrier::new(FRESH + REPLAYED));
-    let mut requests = JoinSet::new();
-    for (index, token) in tokens.enumerate() {
-        let (client, url, start) = (
-            app.client.clone(),
-            app.url("/api/token/refresh/"),
-            start.clone(),
-        );
-        requests.spawn(async move {
-            start.wait().await;
-            let response = client
-                .post(url)
-                .json(&json!({"refresh": token}))
-                .send()
-                .await
-                .expect("request sent");
-            let status = response.status();
-            (
-                index,
-                status,
-                response.json::<Value>().await.expect("a JSON body"),
-            )
-        });
-    }
-    let mut outcomes = requests.join_all().await;
-    outcomes.sort_by_key(|(index, _, _)| *index);
+        .cloned()
+        .collect();
+    let outcomes = refresh_all_at_once(&app, tokens).await;
 
     let refused = json!({"detail": BLACKLISTED, "code": "token_not_valid"});
-    for (index, status, body) in &outcomes {
-        if *index < FRESH {
+    for (index, (status, body)) in outcomes.iter().enumerate() {
+        if index < FRESH {
             assert_eq!(*status, StatusCode::OK, "fresh token {index}: {body}");
         } else {
             assert_eq!(
@@ -648,10 +633,10 @@ async fn concurrent_refreshes_of_many_sessions_each_get_their_own_outcome() {
         }
     }
     // Every rotated token works once more; the presented ones are spent.
-    for (index, _, body) in &outcomes[..FRESH] {
+    for ((_, body), presented) in outcomes.iter().zip(&fresh) {
         let rotated = body["refresh"].as_str().expect("a new refresh token");
         rotate(&app, rotated).await;
-        assert_token_error(app.refresh(&fresh[*index]).await, BLACKLISTED).await;
+        assert_token_error(app.refresh(presented).await, BLACKLISTED).await;
     }
     // The replays' families are revoked, successors included.
     for (_, successor) in &replayed {
