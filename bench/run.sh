@@ -331,7 +331,7 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     # order they ran), then the peer's row.
     sort -t$'\t' -k1,1 -k2,2 -k3,3n -k4,4g "$runs" | awk -F'\t' '
       { key = $1 FS $2 FS $3; n[key]++; row[key, n[key]] = $0; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
-      END { for (i = 1; i <= k; i++) { key = order[i]; print row[key, int((n[key] + 1) / 2)] } }' > "$out/medians.tsv"
+      END { for (i = 1; i <= k; i++) { key = order[i]; print row[key, int(n[key] / 2) + 1] } }' > "$out/medians.tsv"
     awk -F'\t' '!seen[$1 FS $2 FS $3]++' "$runs" | while IFS=$'\t' read -r e a c _; do
       awk -F'\t' -v e="$e" -v a="$a" -v c="$c" '$1 == e && $2 == a && $3 == c' "$out/medians.tsv"
     done |

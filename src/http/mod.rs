@@ -60,6 +60,7 @@ impl AppState {
             keys,
             policy: RefreshPolicy::new(&self.config),
             writer: &self.refresh_writer,
+            update_last_login: self.config.update_last_login,
         }
     }
 }

@@ -25,7 +25,6 @@ pub async fn obtain_pair(
     let now = app.clock.now();
     let keys = app.keys.current();
     let (access, refresh) = app.sessions(&keys).login(user.id, now).await?;
-    record_login(&app, &user, now).await?;
     Ok(Json(json!({"refresh": refresh, "access": access})))
 }
 
@@ -89,7 +88,6 @@ pub async fn obtain_sliding(
     let now = app.clock.now();
     let keys = app.keys.current();
     let token = app.sessions(&keys).login_sliding(user.id, now).await?;
-    record_login(&app, &user, now).await?;
     Ok(Json(json!({"token": token})))
 }
 
@@ -164,15 +162,4 @@ async fn authenticate(
             Err(ApiError::BadCredentials)
         }
     }
-}
-
-async fn record_login(
-    app: &AppState,
-    user: &User,
-    now: crate::clock::UnixTime,
-) -> Result<(), ApiError> {
-    if app.config.update_last_login {
-        app.store.touch_last_login(user.id, now).await?;
-    }
-    Ok(())
 }

@@ -91,7 +91,10 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            // Reads are short and most requests need none (accounts and
+            // keys are cached; refreshes share one writer). Each connection
+            // keeps its own page cache (up to 2 MiB), so more cost memory.
+            .max_connections(4)
             // A COMMIT that failed on a full or read-only disk leaves sqlx
             // believing the connection is still in a transaction; the ping
             // runs any queued rollback, and a connection still in a

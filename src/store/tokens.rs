@@ -41,14 +41,19 @@ pub struct NewToken<'a> {
 }
 
 impl Store {
-    /// Records the refresh token of a new login, in a new family.
+    /// Records the refresh token of a new login, in a new family, and the
+    /// user's `last_login` when `touch_last_login`: one transaction.
     pub async fn record_login(
         &self,
         family_id: &str,
         token: &NewToken<'_>,
         now: UnixTime,
+        touch_last_login: bool,
     ) -> Result<(), StoreError> {
         let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
+        if touch_last_login {
+            set_last_login(&mut tx, token.user_id, now).await?;
+        }
         sqlx::query("INSERT INTO token_families (id, user_id, created_at) VALUES (?, ?, ?)")
             .bind(family_id)
             .bind(token.user_id)
@@ -60,13 +65,18 @@ impl Store {
         Ok(())
     }
 
-    /// Records a sliding token.
+    /// Records a sliding token, and the user's `last_login` when
+    /// `touch_last_login`: one transaction.
     pub async fn record_sliding(
         &self,
         token: &NewToken<'_>,
         now: UnixTime,
+        touch_last_login: bool,
     ) -> Result<(), StoreError> {
         let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
+        if touch_last_login {
+            set_last_login(&mut tx, token.user_id, now).await?;
+        }
         insert_outstanding(&mut tx, token, now).await?;
         tx.commit().await?;
         Ok(())
@@ -282,6 +292,19 @@ impl RefreshTransaction {
         self.write.tx.commit().await?;
         Ok(())
     }
+}
+
+async fn set_last_login(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: i64,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn insert_outstanding(

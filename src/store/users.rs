@@ -120,17 +120,6 @@ impl Store {
             .await?;
         found(done.rows_affected(), username)
     }
-
-    /// Records a successful login.
-    pub async fn touch_last_login(&self, user_id: i64, now: UnixTime) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
-            .bind(now)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 fn found(rows: u64, username: &str) -> Result<(), StoreError> {

@@ -51,11 +51,14 @@ pub struct Sessions<'a> {
     pub policy: RefreshPolicy,
     /// Writes refreshes in batches.
     pub writer: &'a RefreshWriter,
+    /// Logins set the user's `last_login`.
+    pub update_last_login: bool,
 }
 
 impl Sessions<'_> {
     /// A new login: an access and a refresh token, the refresh token
-    /// recorded in a new family.
+    /// recorded in a new family (with `last_login`, if configured, in the
+    /// same transaction).
     pub async fn login(
         &self,
         user_id: i64,
@@ -70,7 +73,12 @@ impl Sessions<'_> {
             .issue(self.keys, TokenType::Access, &user, now)?;
         let family = new_jti();
         self.store
-            .record_login(&family, &outstanding(user_id, &claims, Some(&family)), now)
+            .record_login(
+                &family,
+                &outstanding(user_id, &claims, Some(&family)),
+                now,
+                self.update_last_login,
+            )
             .await?;
         Ok((access, refresh))
     }
@@ -81,7 +89,11 @@ impl Sessions<'_> {
             self.tokens
                 .issue(self.keys, TokenType::Sliding, &user_id.to_string(), now)?;
         self.store
-            .record_sliding(&outstanding(user_id, &claims, None), now)
+            .record_sliding(
+                &outstanding(user_id, &claims, None),
+                now,
+                self.update_last_login,
+            )
             .await?;
         Ok(token)
     }
