@@ -29,17 +29,13 @@ use self::child::{Serve, run_jwtd};
 /// `serve` guard that captures every line of its stderr and kills it when
 /// dropped.
 pub(crate) mod child {
-    use std::io::{BufRead, BufReader, Write};
-
-    use crate::process::drain;
+    use std::io::{BufRead, BufReader};
     use std::path::Path;
-    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::process::{Child, ExitStatus, Stdio};
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
-    /// How long a one-shot command may run.
-    pub(crate) const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
     /// How long a graceful stop may take before the child is killed.
     const STOP_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -61,100 +57,7 @@ pub(crate) mod child {
         }
     }
 
-    /// `jwtd ARGS` in `dir`, with no `JWTD_*`, `RUST_LOG` or backtrace
-    /// variable inherited from the test's environment.
-    pub(crate) fn jwtd_command(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_jwtd"));
-        command.current_dir(dir).args(args);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("JWTD_") {
-                command.env_remove(name);
-            }
-        }
-        for name in ["RUST_LOG", "RUST_BACKTRACE", "RUST_LIB_BACKTRACE"] {
-            command.env_remove(name);
-        }
-        command.envs(envs.iter().copied());
-        command
-    }
-
-    /// What a finished command printed.
-    #[derive(Debug)]
-    pub(crate) struct Output {
-        pub(crate) status: ExitStatus,
-        pub(crate) stdout: String,
-        pub(crate) stderr: String,
-    }
-
-    impl Output {
-        /// Panics unless the command exited 0.
-        #[track_caller]
-        pub(crate) fn ok(self) -> Self {
-            assert!(
-                self.status.success(),
-                "expected success, got {}\nstdout: {}\nstderr: {}",
-                self.status,
-                self.stdout,
-                self.stderr
-            );
-            self
-        }
-
-        /// Every line it printed, stdout then stderr.
-        pub(crate) fn lines(&self) -> Vec<String> {
-            self.stdout
-                .lines()
-                .chain(self.stderr.lines())
-                .map(str::to_owned)
-                .collect()
-        }
-    }
-
-    /// Runs `jwtd ARGS` in `dir` to completion (bounded), feeding `stdin`.
-    pub(crate) fn run_jwtd(
-        dir: &Path,
-        args: &[&str],
-        envs: &[(&str, &str)],
-        stdin: Option<&str>,
-    ) -> Output {
-        let mut command = jwtd_command(dir, args, envs);
-        command
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("jwtd starts");
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin pipe");
-            // A command that fails before reading stdin closes it.
-            let _ = pipe.write_all(text.as_bytes());
-        }
-        let stdout = drain(child.stdout.take().expect("stdout pipe"));
-        let stderr = drain(child.stderr.take().expect("stderr pipe"));
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for jwtd") {
-                break status;
-            }
-            if started.elapsed() > COMMAND_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "jwtd {args:?} still running after {COMMAND_DEADLINE:?}; stderr: {}",
-                    stderr.join().unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Output {
-            status,
-            stdout: stdout.join().expect("stdout reader"),
-            stderr: stderr.join().expect("stderr reader"),
-        }
-    }
+    pub(crate) use crate::process::{Run as Output, jwtd_with as run_jwtd};
 
     /// A `jwtd serve` child. Every line of its stderr is kept; it is killed
     /// (SIGKILL) and reaped when dropped.
@@ -168,7 +71,8 @@ pub(crate) mod child {
     impl Serve {
         /// Starts `jwtd serve` on 127.0.0.1:0 in `dir` without waiting.
         pub(crate) fn spawn(dir: &Path, envs: &[(&str, &str)]) -> Serve {
-            let mut command = jwtd_command(dir, &["serve"], &[("JWTD_BIND", "127.0.0.1:0")]);
+            let mut command = crate::process::jwtd_command(dir, ["serve"]);
+            command.env("JWTD_BIND", "127.0.0.1:0");
             command
                 .envs(envs.iter().copied())
                 .stdin(Stdio::null())

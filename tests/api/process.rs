@@ -38,6 +38,15 @@ impl Run {
         self
     }
 
+    /// Every line it printed, stdout then stderr.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .chain(self.stderr.lines())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Panics unless the command failed with exactly one line on stderr
     /// that contains every one of `needles` and no trace of a panic.
     #[track_caller]
