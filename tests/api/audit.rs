@@ -29,9 +29,8 @@ use self::child::{Serve, run_jwtd};
 /// `serve` guard that captures every line of its stderr and kills it when
 /// dropped.
 pub(crate) mod child {
-    use std::io::{BufRead, BufReader};
     use std::path::Path;
-    use std::process::{Child, ExitStatus, Stdio};
+    use std::process::{Child, ExitStatus};
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
@@ -57,6 +56,7 @@ pub(crate) mod child {
         }
     }
 
+    use crate::process::{Logged, spawn_logged, wait_listening};
     pub(crate) use crate::process::{Run as Output, jwtd_with as run_jwtd};
 
     /// A `jwtd serve` child. Every line of its stderr is kept; it is killed
@@ -72,31 +72,10 @@ pub(crate) mod child {
         /// Starts `jwtd serve` on 127.0.0.1:0 in `dir` without waiting.
         pub(crate) fn spawn(dir: &Path, envs: &[(&str, &str)]) -> Serve {
             let mut command = crate::process::jwtd_command(dir, ["serve"]);
-            command.env("JWTD_BIND", "127.0.0.1:0");
             command
-                .envs(envs.iter().copied())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut child = command.spawn().expect("jwtd serve starts");
-            let stderr = child.stderr.take().expect("stderr pipe");
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let reader_log = log.clone();
-            let reader = std::thread::spawn(move || {
-                let mut reader = BufReader::new(stderr);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match reader.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line);
-                            let text = text.trim_end_matches(['\n', '\r']).to_owned();
-                            reader_log.lock().unwrap().push(text);
-                        }
-                    }
-                }
-            });
+                .env("JWTD_BIND", "127.0.0.1:0")
+                .envs(envs.iter().copied());
+            let Logged { child, log, reader } = spawn_logged(command);
             Serve {
                 child,
                 addr: None,
@@ -116,28 +95,9 @@ pub(crate) mod child {
 
         /// Waits until the server logs its address, it exits, or `deadline`.
         pub(crate) fn wait_listening(&mut self, deadline: Duration) -> Result<String, String> {
-            let started = Instant::now();
-            loop {
-                let found = self.log().iter().find_map(|line| {
-                    line.contains("jwtd listening").then(|| {
-                        line.split_whitespace()
-                            .find_map(|word| word.strip_prefix("addr="))
-                            .map(str::to_owned)
-                    })
-                });
-                if let Some(addr) = found {
-                    let addr = addr.ok_or("no addr= in the listening line")?;
-                    self.addr = Some(addr.clone());
-                    return Ok(addr);
-                }
-                if let Some(status) = self.child.try_wait().expect("waiting for jwtd serve") {
-                    return Err(format!("jwtd serve exited ({status}) before listening"));
-                }
-                if started.elapsed() > deadline {
-                    return Err(format!("jwtd serve did not listen within {deadline:?}"));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let addr = wait_listening(&mut self.child, &self.log, deadline)?;
+            self.addr = Some(addr.clone());
+            Ok(addr)
         }
 
         /// `http://ADDR{path}`.

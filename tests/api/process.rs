@@ -6,7 +6,6 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -207,6 +206,69 @@ pub(crate) fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// A child started by [`spawn_logged`].
+pub(crate) struct Logged {
+    pub(crate) child: Child,
+    /// Every line of its stderr so far, colours removed.
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr; it ends when the child does.
+    pub(crate) reader: JoinHandle<()>,
+}
+
+/// Spawns `command` (a `jwtd serve`) with stdin and stdout closed and its
+/// stderr read line by line, on a thread, into a shared log.
+pub(crate) fn spawn_logged(mut command: Command) -> Logged {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("jwtd serve starts");
+    let stderr = child.stderr.take().expect("stderr pipe");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let reader_log = log.clone();
+    let reader = std::thread::spawn(move || {
+        let mut stderr = BufReader::new(stderr);
+        let mut line = Vec::new();
+        // Bytes, not `lines()`: a line that is not UTF-8 must not end the log.
+        while matches!(stderr.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line);
+            let text = strip_ansi(text.trim_end_matches(['\n', '\r']));
+            reader_log.lock().unwrap().push(text);
+            line.clear();
+        }
+    });
+    Logged { child, log, reader }
+}
+
+/// Waits until `log` has jwtd's "listening" line (its address), `child`
+/// exits, or `deadline` passes.
+pub(crate) fn wait_listening(
+    child: &mut Child,
+    log: &Mutex<Vec<String>>,
+    deadline: Duration,
+) -> Result<String, String> {
+    let started = Instant::now();
+    loop {
+        let found = log.lock().unwrap().iter().find_map(|line| {
+            line.contains("jwtd listening").then(|| {
+                line.split_whitespace()
+                    .find_map(|word| word.strip_prefix("addr="))
+                    .map(str::to_owned)
+            })
+        });
+        if let Some(addr) = found {
+            return addr.ok_or_else(|| "no addr= in the listening line".to_owned());
+        }
+        if let Some(status) = child.try_wait().expect("waiting for jwtd serve") {
+            return Err(format!("jwtd serve exited ({status}) before listening"));
+        }
+        if started.elapsed() > deadline {
+            return Err(format!("jwtd serve did not listen within {deadline:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A `jwtd serve` child process, killed when dropped.
 pub(crate) struct Server {
     pub(crate) child: Child,
@@ -221,56 +283,14 @@ impl Server {
         let mut command = jwtd_command(dir, ["serve"]);
         command
             .env("JWTD_BIND", "127.0.0.1:0")
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("jwtd serve starts");
-        let stderr = child.stderr.take().expect("stderr pipe");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        let reader_log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                reader_log.lock().unwrap().push(line.clone());
-                // Keep draining after the test stops listening.
-                let _ = lines_tx.send(line);
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let deadline = Instant::now() + LISTEN_DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines_rx.recv_timeout(left) {
-                Ok(line) => {
-                    if line.contains("jwtd listening") {
-                        let addr = line
-                            .split_whitespace()
-                            .find_map(|word| word.strip_prefix("addr="))
-                            .unwrap_or_else(|| panic!("no addr= in {line:?}"));
-                        server.addr = addr.to_owned();
-                        return server;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "jwtd serve did not log its address within {LISTEN_DEADLINE:?}: {:?}",
-                        server.log()
-                    )
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = server.child.wait().ok();
-                    panic!(
-                        "jwtd serve exited ({status:?}) before listening: {:?}",
-                        server.log()
-                    )
-                }
+            .envs(envs.iter().copied());
+        let Logged { mut child, log, .. } = spawn_logged(command);
+        match wait_listening(&mut child, &log, LISTEN_DEADLINE) {
+            Ok(addr) => Server { child, addr, log },
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{why}: {:?}", log.lock().unwrap())
             }
         }
     }

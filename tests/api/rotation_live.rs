@@ -8,10 +8,10 @@
 //! directory on an ephemeral port, so these tests can run next to others.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jwt_simple::prelude::{
@@ -31,7 +31,7 @@ use tempfile::TempDir;
 use tokio::task::JoinSet;
 
 use crate::helpers::{claims_of, header_of};
-use crate::process::{drain, strip_ansi};
+use crate::process::{Logged, drain, spawn_logged, wait_listening};
 
 // --- the short schedule every live test runs ---------------------------------
 
@@ -279,29 +279,12 @@ impl Home {
     /// Starts `jwtd serve` on 127.0.0.1:0 without waiting for it.
     fn spawn_server(&self) -> Server {
         let mut command = self.command(&["serve"]);
-        command
-            .env("JWTD_BIND", "127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("jwtd serve starts");
-        let stderr = child.stderr.take().expect("stderr pipe");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        let reader_log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                reader_log.lock().unwrap().push(line.clone());
-                let _ = lines_tx.send(line);
-            }
-        });
+        command.env("JWTD_BIND", "127.0.0.1:0");
+        let Logged { child, log, .. } = spawn_logged(command);
         Server {
             child,
             addr: String::new(),
             log,
-            lines: Some(lines_rx),
         }
     }
 
@@ -318,38 +301,14 @@ struct Server {
     child: Child,
     addr: String,
     log: Arc<Mutex<Vec<String>>>,
-    lines: Option<mpsc::Receiver<String>>,
 }
 
 impl Server {
     /// Waits until the server logs its listen address.
     fn wait_listening(&mut self) {
-        let lines = self.lines.take().expect("waited once");
-        let deadline = Instant::now() + LISTEN_DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) if line.contains("jwtd listening") => {
-                    let addr = line
-                        .split_whitespace()
-                        .find_map(|word| word.strip_prefix("addr="))
-                        .unwrap_or_else(|| panic!("no addr= in {line:?}"));
-                    self.addr = addr.to_owned();
-                    return;
-                }
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "jwtd serve did not log its address within {LISTEN_DEADLINE:?}: {:?}",
-                    self.log()
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    panic!(
-                        "jwtd serve exited ({status:?}) before listening: {:?}",
-                        self.log()
-                    )
-                }
-            }
+        match wait_listening(&mut self.child, &self.log, LISTEN_DEADLINE) {
+            Ok(addr) => self.addr = addr,
+            Err(why) => panic!("{why}: {:?}", self.log()),
         }
     }
 
