@@ -6,7 +6,7 @@ mod tokens;
 mod users;
 
 pub use keys::KeyTransaction;
-pub use tokens::{NewToken, RefreshTransaction};
+pub use tokens::{BatchRead, BatchWrites, NewToken, RefreshBatch, RefreshConnection};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,11 +3,12 @@
 //! go together in the next one: one transaction, one fsync for all of
 //! them, and no reply before the commit that made its refresh durable.
 //!
-//! A batch costs a fixed number of statements, whatever its size: the
-//! writer reads what the store knows of every presented token at once,
-//! decides each refresh in arrival order with [`refresh::decide`] against
-//! that knowledge as the refreshes before it changed it ([`plan`], pure),
-//! then writes all changes in a few statements. So two refreshes of one
+//! A batch costs two trips to SQLite on the writer's own connection,
+//! whatever its size ([`RefreshConnection`]): the writer reads what the
+//! store knows of every presented token at once, decides each refresh in
+//! arrival order with [`refresh::decide`] against that knowledge as the
+//! refreshes before it changed it ([`plan`], pure), then writes all
+//! changes and commits. So two refreshes of one
 //! token in a batch still give one success, and a reuse revokes a family
 //! even if another refresh of that family came first in the batch. If a
 //! batch fails, each of its refreshes is tried again alone, so one bad
@@ -20,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::refresh::{self, Decision, RefreshPolicy, TokenRecord};
 use super::{SessionError, TokenError, TokenType};
 use crate::clock::UnixTime;
-use crate::store::{NewToken, Store, StoreError};
+use crate::store::{BatchWrites, NewToken, RefreshConnection, Store, StoreError};
 
 /// Most refreshes written in one transaction (which holds SQLite's write
 /// lock: other processes' writers wait for it).
@@ -64,7 +65,7 @@ impl RefreshWriter {
     /// the last clone of the writer is dropped.
     pub fn start(store: Store) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store, queue));
+        tokio::spawn(write_batches(store.refresh_connection(), queue));
         Self { jobs }
     }
 
@@ -77,12 +78,15 @@ impl RefreshWriter {
     }
 }
 
-async fn write_batches(store: Store, mut queue: mpsc::Receiver<(RefreshJob, Reply)>) {
+async fn write_batches(
+    mut connection: RefreshConnection,
+    mut queue: mpsc::Receiver<(RefreshJob, Reply)>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs: Vec<&RefreshJob> = batch.iter().map(|(job, _)| job).collect();
         let started = std::time::Instant::now();
-        let committed = commit(&store, &jobs).await;
+        let committed = commit(&mut connection, &jobs).await;
         tracing::debug!(
             refreshes = jobs.len(),
             micros = started.elapsed().as_micros(),
@@ -96,7 +100,11 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<(RefreshJob, Repl
                 tracing::warn!(error = %err, refreshes = jobs.len(), "refresh batch failed; committing each alone");
                 let mut alone = Vec::with_capacity(jobs.len());
                 for job in &jobs {
-                    alone.push(commit(&store, &[job]).await.map(|mut one| one.remove(0)));
+                    alone.push(
+                        commit(&mut connection, &[job])
+                            .await
+                            .map(|mut one| one.remove(0)),
+                    );
                 }
                 alone
             }
@@ -108,26 +116,26 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<(RefreshJob, Repl
 }
 
 /// Decides and writes `jobs` in one transaction.
-async fn commit(store: &Store, jobs: &[&RefreshJob]) -> Result<Vec<Outcome>, StoreError> {
-    let mut tx = store.refresh_transaction().await?;
+async fn commit(
+    connection: &mut RefreshConnection,
+    jobs: &[&RefreshJob],
+) -> Result<Vec<Outcome>, StoreError> {
     let jtis: Vec<&str> = jobs.iter().map(|job| job.jti.as_str()).collect();
-    let users: Vec<i64> = jobs.iter().map(|job| job.user_id).collect();
-    let records = tx.records(&jtis).await?;
-    let active_users = tx.active_users(&users).await?;
-    let (outcomes, writes) = plan(jobs, records, &active_users);
-    let now = jobs.iter().map(|job| job.now).max().unwrap_or_default();
-    let new_tokens: Vec<NewToken<'_>> = writes.new_tokens.iter().map(RotatedToken::row).collect();
-    tx.insert(&new_tokens, now).await?;
-    let replaced: Vec<(&str, &str)> = writes
-        .replaced
-        .iter()
-        .map(|(old, new)| (old.as_str(), new.as_str()))
-        .collect();
-    tx.mark_rotated(&replaced, now).await?;
-    tx.blacklist(&strs(&writes.blacklisted), now).await?;
-    tx.revoke_families(&strs(&writes.revoked_families), now)
+    let (batch, read) = connection.begin(&jtis).await?;
+    let (outcomes, writes) = plan(jobs, read.records, &read.active_users);
+    batch
+        .commit(&BatchWrites {
+            now: jobs.iter().map(|job| job.now).max().unwrap_or_default(),
+            new_tokens: writes.new_tokens.iter().map(RotatedToken::row).collect(),
+            replaced: writes
+                .replaced
+                .iter()
+                .map(|(old, new)| (old.as_str(), new.as_str()))
+                .collect(),
+            blacklisted: strs(&writes.blacklisted),
+            revoked_families: strs(&writes.revoked_families),
+        })
         .await?;
-    tx.commit().await?;
     Ok(outcomes)
 }
 
