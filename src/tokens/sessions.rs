@@ -71,7 +71,7 @@ impl Sessions<'_> {
         let (access, _) = self
             .tokens
             .issue(self.keys, TokenType::Access, &user, now)?;
-        let family = new_jti();
+        let family = new_jti(now);
         self.store
             .record_login(
                 &family,

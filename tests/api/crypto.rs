@@ -358,7 +358,7 @@ async fn duplicate_keys_in_the_payload_are_invalid() {
     let payload = format!(
         r#"{{"token_type":"access","exp":{},"iat":{now},"jti":"{}","user_id":"{}","user_id":"999"}}"#,
         now + 300,
-        jwtd::tokens::new_jti(),
+        jwtd::tokens::new_jti(now),
         fx.user_id,
     );
     let token = fx.key.sign_parts(&fx.key.header().to_string(), &payload);
@@ -371,7 +371,7 @@ async fn duplicate_exp_in_the_payload_is_invalid() {
     let now = fx.now();
     let payload = format!(
         r#"{{"token_type":"access","exp":{now},"iat":{now},"jti":"{}","user_id":"{}","exp":{}}}"#,
-        jwtd::tokens::new_jti(),
+        jwtd::tokens::new_jti(now),
         fx.user_id,
         now + 300,
     );
@@ -693,7 +693,7 @@ impl Fixture {
             "token_type": "access",
             "exp": now + 300,
             "iat": now,
-            "jti": jwtd::tokens::new_jti(),
+            "jti": jwtd::tokens::new_jti(now),
             "user_id": self.user_id,
         });
         if let Some(issuer) = &self.app.config.issuer {

@@ -987,9 +987,9 @@ fn now(app: &TestApp) -> i64 {
     jwtd::clock::Clock::now(app.clock.as_ref())
 }
 
-/// A fresh 32-hex-character token id.
+/// A fresh 32-hex-character token id (its time part does not matter here).
 fn jti() -> String {
-    jwtd::tokens::new_jti()
+    jwtd::tokens::new_jti(0)
 }
 
 /// `GET /api/me/` until it answers `status`, for at most 5 s (the server

@@ -127,7 +127,7 @@ async fn with_the_issuer_stopped_the_partner_keeps_verifying_with_cached_keys() 
         let (status, body, _) = partner
             .hello(Some(&format!(
                 "Bearer {}",
-                with_kid(&pair.access, &new_jti())
+                with_kid(&pair.access, &new_jti(0))
             )))
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -164,7 +164,7 @@ async fn a_thousand_random_kids_cost_at_most_one_fetch_per_cooldown() {
     assert_eq!(remote.fetch_count(), 1);
 
     let forged: Vec<String> = (0..1_000)
-        .map(|_| with_kid(&pair.access, &new_jti()))
+        .map(|_| with_kid(&pair.access, &new_jti(0)))
         .collect();
     let refused = partner.hello_all(forged).await;
     assert_eq!(refused.len(), 1_000);
@@ -195,7 +195,7 @@ async fn a_thousand_random_kids_cost_at_most_one_fetch_per_cooldown() {
         let started = Instant::now();
         for _ in 0..200 {
             let err = quick
-                .verify(&with_kid(&pair.access, &new_jti()))
+                .verify(&with_kid(&pair.access, &new_jti(0)))
                 .await
                 .unwrap_err();
             assert_eq!(err, TokenError::Invalid(Invalid::UnknownKey));
@@ -227,7 +227,7 @@ async fn a_slow_fetch_does_not_block_verifications_of_known_kids() {
 
     // An unknown kid starts a fetch that the JWKS server answers in 2 s.
     slow.set_delay(Duration::from_secs(2));
-    let forged = with_kid(&pair.access, &new_jti());
+    let forged = with_kid(&pair.access, &new_jti(0));
     let unknown = tokio::spawn({
         let verifier = verifier.clone();
         async move {
@@ -592,7 +592,7 @@ async fn each_verify_option_accepts_and_refuses() {
         "token_type": "access",
         "exp": now + 300,
         "iat": now,
-        "jti": new_jti(),
+        "jti": new_jti(now),
         "user_id": "1",
     });
     let with = |extra: Value| {
@@ -699,7 +699,7 @@ async fn each_verify_option_accepts_and_refuses() {
     .await;
     accepts(of_type(None), &pair.refresh).await;
     accepts(of_type(None), &pair.access).await;
-    let untyped = sign(json!({"exp": now + 300, "iat": now, "jti": new_jti(), "user_id": "1"}));
+    let untyped = sign(json!({"exp": now + 300, "iat": now, "jti": new_jti(now), "user_id": "1"}));
     refuses(defaults(), &untyped, TokenError::NoType).await;
     accepts(of_type(None), &untyped).await;
     let no_id = sign(json!({"token_type": "access", "exp": now + 300, "iat": now}));
