@@ -141,7 +141,8 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The refresh writer's own connection, taken out of the pool.
+    /// The refresh writer's own connection, taken out of the pool (for
+    /// good) at its first batch.
     pub fn refresh_connection(&self) -> RefreshConnection {
         RefreshConnection {
             store: self.clone(),
@@ -153,8 +154,8 @@ impl Store {
 /// A connection that only writes batches of refreshes. A batch costs two
 /// trips to SQLite's thread whatever its size: begin and read, then write
 /// and commit (statements of a trip run back to back; lists travel as
-/// JSON arrays). On this box each trip waits ~0.1–0.5 ms for a core under
-/// load, so trips, not statements, set the batch's time.
+/// JSON arrays). Under load each trip waits ~0.1–0.5 ms for a core on
+/// these 2-core machines, so trips, not statements, set a batch's time.
 pub struct RefreshConnection {
     store: Store,
     /// Taken from the pool when first needed; dropped (closing it rolls
