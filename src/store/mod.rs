@@ -92,7 +92,8 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             // Reads are short and most requests need none (accounts and
-            // keys are cached; refreshes share one writer). Each connection
+            // keys are cached; refreshes share one writer, which holds one
+            // more connection outside the pool). Each connection
             // keeps its own page cache (up to 2 MiB), so more cost memory.
             .max_connections(4)
             // A COMMIT that failed on a full or read-only disk leaves sqlx
