@@ -6,7 +6,7 @@ mod tokens;
 mod users;
 
 pub use keys::KeyTransaction;
-pub use tokens::{BatchRead, BatchWrites, NewToken, RefreshBatch, RefreshConnection};
+pub use tokens::{BatchRead, BatchWrites, NewToken, RefreshBatch, RefreshConnection, RotatedToken};
 
 use std::path::Path;
 use std::sync::Arc;

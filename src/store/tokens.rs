@@ -173,21 +173,33 @@ pub struct BatchRead {
     pub active_users: HashSet<i64>,
 }
 
-/// What a batch of refreshes changes, written in this order.
-#[derive(Debug, Default)]
-pub struct BatchWrites<'a> {
-    /// The time written with every change.
-    pub now: UnixTime,
-    /// New outstanding tokens.
-    pub new_tokens: Vec<NewToken<'a>>,
-    /// `(old, new)`, one per old token. The grace runs from the first
-    /// rotation: a later one keeps `rotated_at`.
-    pub replaced: Vec<(&'a str, &'a str)>,
+/// A rotated refresh token, recorded by a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedToken {
+    /// Its id.
+    pub jti: String,
+    /// Its user.
+    pub user_id: i64,
+    /// The family of the token it replaced.
+    pub family_id: Option<String>,
+    /// Its `exp`.
+    pub expires_at: UnixTime,
+}
+
+/// What a batch of refreshes changes, written in this order: new tokens,
+/// rotations, blacklist, revoked families.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchWrites {
+    /// New outstanding refresh tokens.
+    pub new_tokens: Vec<RotatedToken>,
+    /// `(old, new)`, one per old token: the last replacement wins. The
+    /// grace runs from the first rotation: a later one keeps `rotated_at`.
+    pub replaced: Vec<(String, String)>,
     /// Tokens to blacklist.
-    pub blacklisted: Vec<&'a str>,
+    pub blacklisted: Vec<String>,
     /// Families to revoke: every token of each is blacklisted, including
     /// the new ones above.
-    pub revoked_families: Vec<&'a str>,
+    pub revoked_families: Vec<String>,
 }
 
 /// An open batch: SQLite's write lock and this process's writer turn are
@@ -243,9 +255,9 @@ impl RefreshBatch<'_> {
             .expect("a batch is only made with a connection")
     }
 
-    /// Writes `writes` and commits: every change of the batch is durable
-    /// at once.
-    pub async fn commit(mut self, writes: &BatchWrites<'_>) -> Result<(), StoreError> {
+    /// Writes `writes`, dated `now`, and commits: every change of the
+    /// batch is durable at once.
+    pub async fn commit(mut self, writes: &BatchWrites, now: UnixTime) -> Result<(), StoreError> {
         let new_tokens: Vec<Value> = writes
             .new_tokens
             .iter()
@@ -253,7 +265,7 @@ impl RefreshBatch<'_> {
                 json!({
                     "jti": token.jti,
                     "user_id": token.user_id,
-                    "token_type": token.token_type.as_str(),
+                    "token_type": TokenType::Refresh.as_str(),
                     "family_id": token.family_id,
                     "expires_at": token.expires_at,
                 })
@@ -279,15 +291,15 @@ impl RefreshBatch<'_> {
              WHERE family_id IN (SELECT value FROM json_each(?)); \
              COMMIT",
         )
-        .bind(writes.now)
+        .bind(now)
         .bind(Value::Array(new_tokens).to_string())
-        .bind(writes.now)
+        .bind(now)
         .bind(json!(writes.replaced).to_string())
-        .bind(writes.now)
+        .bind(now)
         .bind(json!(writes.blacklisted).to_string())
-        .bind(writes.now)
+        .bind(now)
         .bind(&families)
-        .bind(writes.now)
+        .bind(now)
         .bind(&families)
         .execute(self.connection())
         .await?;

@@ -19,9 +19,9 @@ use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 use super::refresh::{self, Decision, RefreshPolicy, TokenRecord};
-use super::{SessionError, TokenError, TokenType};
+use super::{SessionError, TokenError};
 use crate::clock::UnixTime;
-use crate::store::{BatchWrites, NewToken, RefreshConnection, Store, StoreError};
+use crate::store::{BatchWrites, RefreshConnection, RotatedToken, Store, StoreError};
 
 /// Most refreshes written in one transaction (which holds SQLite's write
 /// lock: other processes' writers wait for it).
@@ -123,57 +123,9 @@ async fn commit(
     let jtis: Vec<&str> = jobs.iter().map(|job| job.jti.as_str()).collect();
     let (batch, read) = connection.begin(&jtis).await?;
     let (outcomes, writes) = plan(jobs, read.records, &read.active_users);
-    batch
-        .commit(&BatchWrites {
-            now: jobs.iter().map(|job| job.now).max().unwrap_or_default(),
-            new_tokens: writes.new_tokens.iter().map(RotatedToken::row).collect(),
-            replaced: writes
-                .replaced
-                .iter()
-                .map(|(old, new)| (old.as_str(), new.as_str()))
-                .collect(),
-            blacklisted: strs(&writes.blacklisted),
-            revoked_families: strs(&writes.revoked_families),
-        })
-        .await?;
+    let now = jobs.iter().map(|job| job.now).max().unwrap_or_default();
+    batch.commit(&writes, now).await?;
     Ok(outcomes)
-}
-
-fn strs(list: &[String]) -> Vec<&str> {
-    list.iter().map(String::as_str).collect()
-}
-
-/// A rotated refresh token to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RotatedToken {
-    jti: String,
-    user_id: i64,
-    family_id: Option<String>,
-    expires_at: UnixTime,
-}
-
-impl RotatedToken {
-    fn row(&self) -> NewToken<'_> {
-        NewToken {
-            jti: &self.jti,
-            user_id: self.user_id,
-            token_type: TokenType::Refresh,
-            family_id: self.family_id.as_deref(),
-            expires_at: self.expires_at,
-        }
-    }
-}
-
-/// A batch's changes, written in this order: new tokens, rotations,
-/// blacklist, revoked families (whose every token, new ones included, is
-/// blacklisted).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Writes {
-    new_tokens: Vec<RotatedToken>,
-    /// `(old, new)`, one per old token: the last replacement wins.
-    replaced: Vec<(String, String)>,
-    blacklisted: Vec<String>,
-    revoked_families: Vec<String>,
 }
 
 /// Decides `jobs` in order against `records` (what the store knows of the
@@ -183,8 +135,8 @@ fn plan(
     jobs: &[&RefreshJob],
     mut records: HashMap<String, TokenRecord>,
     active_users: &HashSet<i64>,
-) -> (Vec<Outcome>, Writes) {
-    let mut writes = Writes::default();
+) -> (Vec<Outcome>, BatchWrites) {
+    let mut writes = BatchWrites::default();
     let mut revoked: HashSet<String> = HashSet::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -232,7 +184,7 @@ fn rotate(
     job: &RefreshJob,
     (new_jti, expires_at): &(String, UnixTime),
     records: &mut HashMap<String, TokenRecord>,
-    writes: &mut Writes,
+    writes: &mut BatchWrites,
 ) {
     let presented = records.get_mut(&job.jti);
     let family_id = presented.as_ref().and_then(|r| r.family_id.clone());
@@ -292,7 +244,7 @@ mod tests {
     fn plan_of(
         jobs: &[RefreshJob],
         records: &[(&str, TokenRecord)],
-    ) -> (Vec<&'static str>, Writes) {
+    ) -> (Vec<&'static str>, BatchWrites) {
         let jobs: Vec<&RefreshJob> = jobs.iter().collect();
         let records = records
             .iter()
@@ -401,6 +353,6 @@ mod tests {
             )],
         );
         assert_eq!(outcomes, ["refused", "inactive"]);
-        assert_eq!(writes, Writes::default());
+        assert_eq!(writes, BatchWrites::default());
     }
 }
