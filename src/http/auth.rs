@@ -34,7 +34,7 @@ impl FromRequestParts<AppState> for Authenticated {
         let now = app.clock.now();
         let claims = app
             .tokens
-            .verify(
+            .verify_cached(
                 &app.keys.current(),
                 token,
                 Expect::Type(TokenType::Access),

@@ -122,7 +122,7 @@ fn presented(
     let keys = app.keys.current();
     let claims = app
         .tokens
-        .verify(&keys, &token, expect, now)
+        .verify_cached(&keys, &token, expect, now)
         .map_err(ApiError::Token)?;
     Ok(Presented { claims, keys, now })
 }

@@ -6,6 +6,7 @@ mod claims;
 pub mod group_commit;
 pub mod refresh;
 pub mod sessions;
+mod verified;
 mod verify;
 
 use std::fmt;
@@ -85,10 +86,23 @@ pub enum Expect {
     AnyType,
 }
 
+impl Expect {
+    /// Whether a token of `token_type` is one of those expected.
+    pub fn accepts(self, token_type: TokenType) -> bool {
+        match self {
+            Self::Type(expected) => expected == token_type,
+            Self::AnyType => true,
+        }
+    }
+}
+
 /// Issues and verifies tokens under the configured rules and lifetimes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TokenService {
     rules: TokenRules,
+    /// Access tokens verified under the issuer's key set, for
+    /// [`verify_cached`](Self::verify_cached).
+    verified: verified::VerifiedTokens,
     access_lifetime: i64,
     refresh_lifetime: i64,
     sliding_lifetime: i64,
@@ -100,6 +114,7 @@ impl TokenService {
     pub fn new(config: &Config) -> Self {
         Self {
             rules: TokenRules::new(config),
+            verified: verified::VerifiedTokens::default(),
             access_lifetime: seconds(config.access_token_lifetime),
             refresh_lifetime: seconds(config.refresh_token_lifetime),
             sliding_lifetime: seconds(config.sliding_token_lifetime),
@@ -160,7 +175,37 @@ impl TokenService {
         expect: Expect,
         now: UnixTime,
     ) -> Result<Claims, TokenError> {
-        verify::verify(keys, &self.rules, token, expect, now)
+        verify::verify(keys, &self.rules, token, expect, now).map(|verified| verified.claims)
+    }
+
+    /// [`verify`](Self::verify) against the issuer's own key set, answered
+    /// from memory for an access token this service has verified before
+    /// under the same key-set version and that is still valid at `now`
+    /// (see the `verified` module for what a hit rests on). Any other
+    /// token, or a miss, is verified in full; verified access tokens are
+    /// kept. Refresh and sliding tokens are never kept: each is presented
+    /// once or twice, and the store decides their fate anyway.
+    pub fn verify_cached(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        expect: Expect,
+        now: UnixTime,
+    ) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return self.verify(keys, token, expect, now);
+        }
+        let digest = verified::digest_of(token);
+        if let Some(claims) = self.verified.get(keys.version, &digest, now)
+            && expect.accepts(claims.token_type)
+        {
+            return Ok(claims);
+        }
+        let verified = verify::verify(keys, &self.rules, token, expect, now)?;
+        if verified.claims.token_type == TokenType::Access {
+            self.verified.insert(keys.version, digest, verified.clone());
+        }
+        Ok(verified.claims)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use super::verified::Verified;
 use super::{Claims, Expect, Invalid, TokenError, TokenRules, TokenType};
 use crate::clock::UnixTime;
 use crate::verifier::{ExpectedType, KeyLookup, numeric_date, verify_token};
@@ -17,7 +18,7 @@ pub(super) fn verify(
     token: &str,
     expect: Expect,
     now: UnixTime,
-) -> Result<Claims, TokenError> {
+) -> Result<Verified, TokenError> {
     let expected = match expect {
         Expect::Type(token_type) => ExpectedType::Exactly(token_type.as_str()),
         Expect::AnyType => ExpectedType::OneOf(&ALL_TYPES),
@@ -31,14 +32,26 @@ pub(super) fn verify(
             .map(str::to_owned)
             .ok_or(bad_claim)
     };
-    Ok(Claims {
+    let exp = numeric_date(&payload, "exp")?.ok_or(TokenError::NoExp)?;
+    let iat = numeric_date(&payload, "iat")?;
+    let nbf = numeric_date(&payload, "nbf")?;
+    let claims = Claims {
         token_type: text(&rules.check.token_type_claim)?
             .parse::<TokenType>()
             .map_err(|()| TokenError::WrongType)?,
-        exp: numeric_date(&payload, "exp")?.ok_or(TokenError::NoExp)?,
-        iat: numeric_date(&payload, "iat")?.unwrap_or(now),
+        exp,
+        iat: iat.unwrap_or(now),
         jti: text(&rules.check.jti_claim)?,
         user_id: text(&rules.user_id_claim)?,
         refresh_exp: numeric_date(&payload, "refresh_exp")?,
+    };
+    // The times `verify_token` accepts: expired once `exp <= now - leeway`,
+    // not yet valid while `iat` or `nbf` is after `now + leeway`.
+    let leeway = rules.check.leeway;
+    let starts = iat.into_iter().chain(nbf).max();
+    Ok(Verified {
+        claims,
+        valid_from: starts.map_or(UnixTime::MIN, |at| at.saturating_sub(leeway)),
+        valid_until: exp.saturating_add(leeway),
     })
 }

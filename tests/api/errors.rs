@@ -551,6 +551,37 @@ async fn verify_refuses_garbage_and_expired_tokens_of_any_type() {
 }
 
 #[tokio::test]
+async fn an_access_token_seen_before_gets_the_same_answers_as_a_new_one() {
+    // The server answers a token it has verified before from memory; every
+    // answer must still be the one a full verification gives.
+    let app = spawn_app().await;
+    app.add_user("alice", "pw").await;
+    let pair = app.login_ok("alice", "pw").await;
+    for _ in 0..3 {
+        expect_json(app.verify(&pair.access).await, StatusCode::OK).await;
+        expect_json(app.me(&pair.access).await, StatusCode::OK).await;
+    }
+    // Where another type is expected, it is still the wrong type.
+    let response = app.refresh(&pair.access).await;
+    expect_401(response, token_not_valid("Token has wrong type")).await;
+    let response = app
+        .post_json("/api/token/blacklist/", &json!({"refresh": pair.access}))
+        .await;
+    expect_401(response, token_not_valid("Token has wrong type")).await;
+    // One character more or less is another token.
+    let mut altered = pair.access.clone();
+    altered.pop();
+    let response = app.verify(&altered).await;
+    expect_401(response, token_not_valid("Token is invalid")).await;
+    // Expired at `exp`, as a token never seen before.
+    app.advance(ACCESS_LIFETIME);
+    let response = app.verify(&pair.access).await;
+    expect_401(response, token_not_valid("Token is expired")).await;
+    let response = app.me(&pair.access).await;
+    expect_401(response, access_token_not_valid("Token is expired")).await;
+}
+
+#[tokio::test]
 async fn leeway_moves_expiry_by_exactly_its_length() {
     let app = spawn_app_with(|config| config.leeway = Duration::from_secs(10)).await;
     app.add_user("alice", "pw").await;

@@ -209,6 +209,10 @@ async fn revoking_the_active_key_fails_its_tokens_and_promotes_the_next_key() {
         kid_in(&before, KeyState::Next),
     );
     assert_eq!(kid_of(&pair.access), compromised);
+    // Verified once before the revocation, so the server has seen (and
+    // may remember) it: the revocation must still win.
+    expect_json(app.verify(&pair.access).await, StatusCode::OK).await;
+    expect_json(app.me(&pair.access).await, StatusCode::OK).await;
 
     let store = Store::open(&app.database_path()).await.unwrap();
     let master = MasterKey::load(&app.config.master_key).unwrap();
@@ -239,6 +243,8 @@ async fn revoking_the_active_key_fails_its_tokens_and_promotes_the_next_key() {
     }
     let refused = expect_json(app.refresh(&pair.refresh).await, StatusCode::UNAUTHORIZED).await;
     assert_eq!(refused["detail"], "Token is invalid");
+    let refused = expect_json(app.me(&pair.access).await, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(refused["messages"][0]["message"], "Token is invalid");
     let published = eventually(
         "a new next key, and the revoked key unpublished",
         async || {
