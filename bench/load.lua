@@ -10,6 +10,8 @@
 --            unused token and puts it in BODY_TMPL's %s (single-use refresh
 --            tokens). When the file runs out the last token is sent again,
 --            fails, and shows up as unexpected statuses with tokens_used = total.
+--   CYCLE=1  with TOKFILE: start over at the first token when the file runs out
+--            (reusable tokens, each sent again only after all the others).
 --   NT       wrk threads (-t), so each thread takes its own share of TOKFILE
 -- Prints one tab-separated line:
 --   RESULT rps p50_ms p99_ms ok unexpected socket_errors tokens_used tokens_total first_unexpected
@@ -35,6 +37,7 @@ function init(args)
   if body == "" then body = nil end
   if method == "POST" then hdrs["Content-Type"] = "application/json" end
   tmpl = os.getenv("BODY_TMPL")
+  cycle = os.getenv("CYCLE") == "1"
   local tokfile = os.getenv("TOKFILE")
   local nthreads = tonumber(os.getenv("NT") or "1")
   toks, ti, ntoks = nil, 0, 0
@@ -56,7 +59,9 @@ function request()
   if fixed then return fixed end
   ti = ti + 1
   local t = ti
-  if t > #toks then t = #toks end
+  if t > #toks then
+    if cycle then t = (t - 1) % #toks + 1 else t = #toks end
+  end
   return wrk.format(method, nil, headers, string.format(tmpl, toks[t]))
 end
 

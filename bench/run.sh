@@ -25,7 +25,10 @@
 #   QUICK=1            3 s runs, one concurrency (64), ceilings 1 x 1 s
 #   CONCURRENCY        wrk connections, space-separated (default "16 64")
 #   ALGORITHMS         default "RS256 ES256"
-#   ENDPOINTS          default "healthz jwks jwks_304 verify me refresh login" (ratios need healthz)
+#   ENDPOINTS          default "healthz jwks jwks_304 verify verify_distinct me refresh login"
+#                      (ratios need healthz). verify and me send one token again and again, as a
+#                      client does; verify_distinct cycles through 10 000 tokens, more than the
+#                      server remembers (4096), so every one is verified in full
 #   LOGIN_SECONDS      seconds per login run (default: BENCH_SECONDS, at least 10)
 #   WRK_THREADS        wrk -t (default 1, as the peer's runs)
 #   REPS               rounds over all endpoints (default 1); each row shows the median round
@@ -79,7 +82,7 @@ results=${RESULTS:-$here/results.md}
 argon_m=${JWTD_PASSWORD_HASH_MEMORY:-12288}
 argon_t=${JWTD_PASSWORD_HASH_ITERATIONS:-3}
 argon_p=${JWTD_PASSWORD_HASH_PARALLELISM:-1}
-endpoints=${ENDPOINTS:-healthz jwks jwks_304 verify me refresh login}
+endpoints=${ENDPOINTS:-healthz jwks jwks_304 verify verify_distinct me refresh login}
 user=bench
 password=bench-password-123
 tck=$(getconf CLK_TCK)
@@ -186,7 +189,7 @@ run_wrk() {
   local _ rps p50 p99 ok bad sockerr used total first
   IFS=$'\t' read -r _ rps p50 p99 ok bad sockerr used total first <<< "$line"
   local note=""
-  if (( total > 0 && used >= total )); then note="tokens ran out after $total"; fi
+  if [[ "$*" != *CYCLE=1* ]] && (( total > 0 && used >= total )); then note="tokens ran out after $total"; fi
   if (( ok + bad == 0 )); then note="no response completed"; fi
   if (( sockerr > 0 )); then note="${note:+$note; }$sockerr socket errors/timeouts"; fi
   if (( bad > 0 )); then note="${note:+$note; }first: ${first:0:60}"; fi
@@ -208,6 +211,9 @@ run_endpoint() {
     jwks)     run_wrk jwks "$alg" "$conc" /.well-known/jwks.json ;;
     jwks_304) run_wrk jwks_304 "$alg" "$conc" /.well-known/jwks.json INM="$etag" EXPECT=304 ;;
     verify)   run_wrk verify "$alg" "$conc" /api/token/verify/ METHOD=POST BODY="{\"token\":\"$access\"}" ;;
+    verify_distinct)
+              run_wrk verify_distinct "$alg" "$conc" /api/token/verify/ METHOD=POST \
+                TOKFILE="$work/access_distinct.txt" BODY_TMPL='{"token":"%s"}' CYCLE=1 ;;
     me)       run_wrk me "$alg" "$conc" /api/me/ AUTH="$access" ;;
     refresh)  run_wrk refresh "$alg" "$conc" /api/token/refresh/ METHOD=POST \
                 TOKFILE="$work/refresh_$file.txt" BODY_TMPL='{"refresh":"%s"}'
@@ -242,7 +248,7 @@ for alg in $algorithms; do
 
   log "$alg: database, user, $per_run refresh tokens per refresh run (minted on tmpfs)"
   JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$jwtd" users add "$user" --password-stdin <<< "$password" >/dev/null
-  JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$helper" mint --user "$user" --out "$work" --refresh "$counts"
+  JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$helper" mint --user "$user" --out "$work" --refresh "$counts" --distinct 10000
   cp "$shm"/jwtd.db* "$work"/
   rm -rf "$shm"; shm=""
   access=$(head -n1 "$work/access.txt")
@@ -338,9 +344,10 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
       awk -F'\t' -v peer="${peer_md%.md}.tsv" '
         BEGIN { while ((getline line < peer) > 0) { split(line, f, "\t"); if (f[1] == "endpoint") continue
                   k = f[1] FS f[2] FS f[3]; prps[k] = f[4]; pp99[k] = f[6]; prss[k] = f[8] } }
-        ($1 FS $2 FS $3) in prps {
-          k = $1 FS $2 FS $3
+        (($1 == "verify_distinct" ? "verify" : $1) FS $2 FS $3) in prps {
+          k = ($1 == "verify_distinct" ? "verify" : $1) FS $2 FS $3
           name = $1 == "healthz" ? "GET /healthz (peer: a DRF view)" : $1 == "verify" ? "POST /api/token/verify/" : \
+                 $1 == "verify_distinct" ? "POST /api/token/verify/, jwtd: a token not seen recently" : \
                  $1 == "me" ? "GET /api/me/" : $1 == "refresh" ? "POST /api/token/refresh/ (rotate + blacklist)" : \
                  $1 == "login" ? "POST /api/token/ (login; peer: PBKDF2 1M, jwtd: argon2id)" : $1
           ratio = prps[k] > 0 ? sprintf("%.0f ×", $4 / prps[k]) : "–"

@@ -1,6 +1,8 @@
 //! Token benchmarks: per algorithm (RS256-2048 and ES256), the raw aws-lc-rs
 //! sign and verify with a key parsed once, against jwtd's own
-//! `TokenService::issue` and `TokenService::verify` with the same key.
+//! `TokenService::issue` and `TokenService::verify` with the same key, and
+//! `TokenService::verify_cached` (what the server's endpoints call) for a
+//! token it has verified before and for one it has not seen lately.
 //!
 //! `cargo bench --bench tokens` runs criterion's groups (`RS256/…`,
 //! `ES256/…`), then prints jwtd's overhead: issue time / raw sign time and
@@ -10,6 +12,7 @@
 //! once and the overhead table is skipped.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -29,6 +32,10 @@ use jwtd::keys::ring::StoredKey;
 use jwtd::keys::schedule::RotationPolicy;
 use jwtd::keys::{Algorithm, KeySet, KeyState, MasterKey};
 use jwtd::tokens::{Expect, TokenService, TokenType};
+
+/// Distinct tokens for the not-seen-lately figure: more than the 4096
+/// `verify_cached` keeps, so each is gone before its turn comes again.
+const UNSEEN_TOKENS: usize = 5000;
 
 /// The raw aws-lc-rs key, parsed once from the same PKCS#8 jwtd uses.
 enum RawKey {
@@ -53,6 +60,9 @@ struct Fixture {
     token: String,
     signing_input: Vec<u8>,
     signature: Vec<u8>,
+    /// More tokens than `verify_cached` remembers, taken in turn.
+    unseen: Vec<String>,
+    next_unseen: AtomicUsize,
 }
 
 impl Fixture {
@@ -108,6 +118,14 @@ impl Fixture {
         let signature = URL_SAFE_NO_PAD
             .decode(sig_b64)
             .expect("base64url signature");
+        let unseen = (0..UNSEEN_TOKENS)
+            .map(|_| {
+                let (token, _) = service
+                    .issue(&keys, TokenType::Access, "42", now)
+                    .expect("issue");
+                token
+            })
+            .collect();
         let fixture = Self {
             alg,
             raw,
@@ -121,11 +139,15 @@ impl Fixture {
             token,
             signing_input,
             signature,
+            unseen,
+            next_unseen: AtomicUsize::new(0),
         };
         // Sanity: every path agrees before anything is timed.
         fixture.raw_verify();
         fixture.raw_verify_unparsed();
         fixture.jwtd_verify();
+        fixture.jwtd_verify_seen();
+        fixture.jwtd_verify_unseen();
         let mut fresh = Vec::new();
         fixture.raw_sign(&mut fresh);
         fixture
@@ -173,6 +195,32 @@ impl Fixture {
             .0
     }
 
+    /// One `TokenService::verify_cached` of an access token it verified before.
+    fn jwtd_verify_seen(&self) {
+        self.service
+            .verify_cached(
+                &self.keys,
+                black_box(&self.token),
+                Expect::Type(TokenType::Access),
+                self.now,
+            )
+            .expect("verify (seen before)");
+    }
+
+    /// One `TokenService::verify_cached` of an access token it has not
+    /// seen in its last 4096 (the next of `unseen`).
+    fn jwtd_verify_unseen(&self) {
+        let index = self.next_unseen.fetch_add(1, Ordering::Relaxed) % self.unseen.len();
+        self.service
+            .verify_cached(
+                &self.keys,
+                black_box(&self.unseen[index]),
+                Expect::Type(TokenType::Access),
+                self.now,
+            )
+            .expect("verify (not seen lately)");
+    }
+
     /// One `TokenService::verify` of an access token.
     fn jwtd_verify(&self) {
         self.service
@@ -205,6 +253,12 @@ fn bench_algorithm(c: &mut Criterion, fixture: &Fixture) {
         b.iter(|| fixture.raw_verify_unparsed())
     });
     group.bench_function("jwtd_verify", |b| b.iter(|| fixture.jwtd_verify()));
+    group.bench_function("jwtd_verify_seen", |b| {
+        b.iter(|| fixture.jwtd_verify_seen())
+    });
+    group.bench_function("jwtd_verify_unseen", |b| {
+        b.iter(|| fixture.jwtd_verify_unseen())
+    });
     group.finish();
 }
 
@@ -270,13 +324,14 @@ fn print_overhead() {
     );
     println!();
     println!(
-        "| alg | raw sign µs | jwtd issue µs | issue / sign | raw verify µs (parsed key) | jwtd verify µs | verify / raw verify | raw verify µs (unparsed key) | verify / unparsed |"
+        "| alg | raw sign µs | jwtd issue µs | issue / sign | raw verify µs (parsed key) | jwtd verify µs | verify / raw verify | raw verify µs (unparsed key) | verify / unparsed | verify seen before µs | seen / raw verify | verify not seen lately µs | unseen / raw verify |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in fixtures() {
         let mut out = Vec::with_capacity(512);
         let (mut sign, mut issue, mut verify, mut jverify, mut unparsed) =
             (vec![], vec![], vec![], vec![], vec![]);
+        let (mut seen, mut unseen) = (vec![], vec![]);
         // Interleaved rounds, so a noisy neighbour hits every figure alike.
         for _ in 0..ROUNDS {
             sign.push(time_per_op(round, || {
@@ -289,16 +344,20 @@ fn print_overhead() {
             verify.push(time_per_op(round, || f.raw_verify()));
             jverify.push(time_per_op(round, || f.jwtd_verify()));
             unparsed.push(time_per_op(round, || f.raw_verify_unparsed()));
+            seen.push(time_per_op(round, || f.jwtd_verify_seen()));
+            unseen.push(time_per_op(round, || f.jwtd_verify_unseen()));
         }
-        let (sign, issue, verify, jverify, unparsed) = (
+        let (sign, issue, verify, jverify, unparsed, seen) = (
             median(sign),
             median(issue),
             median(verify),
             median(jverify),
             median(unparsed),
+            median(seen),
         );
+        let unseen = median(unseen);
         println!(
-            "| {} | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2}× |",
+            "| {} | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2}× | {:.2} | {:.2}× | {:.2} | **{:.2}×** |",
             f.alg,
             sign / 1e3,
             issue / 1e3,
@@ -308,13 +367,19 @@ fn print_overhead() {
             jverify / verify,
             unparsed / 1e3,
             jverify / unparsed,
+            seen / 1e3,
+            seen / verify,
+            unseen / 1e3,
+            unseen / verify,
         );
     }
     println!();
     println!(
         "issue = claims + jti + JSON + base64url + sign with the cached key; \
          verify = parse header and claims (strict JSON) + key lookup by kid + \
-         signature check + claim checks."
+         signature check + claim checks; seen before = SHA-256 of the token + \
+         lookup + time window check (the token was verified once already); \
+         not seen lately = SHA-256 + a miss + verify + keeping the claims."
     );
 }
 

@@ -1,18 +1,20 @@
 //! `GET /.well-known/jwks.json`: the published public keys, served from the
 //! body and ETag the key ring built when the key set last changed.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::clock::UnixTime;
 
-/// The JWKS, or 304 when `If-None-Match` names its current ETag.
-pub async fn jwks(State(app): State<AppState>, request_headers: HeaderMap) -> Response {
+/// The JWKS, or 304 when `If-None-Match` names its current ETag. (The
+/// request is taken whole: a `HeaderMap` extractor would copy its headers.)
+pub async fn jwks(State(app): State<AppState>, request: Request) -> Response {
     let keys = app.keys.current();
     let document = &keys.jwks;
-    let not_modified = request_headers
+    let not_modified = request
+        .headers()
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .any(|value| etag_matches(value.as_bytes(), &document.etag));
@@ -34,10 +36,11 @@ pub async fn jwks(State(app): State<AppState>, request_headers: HeaderMap) -> Re
         app.clock.now(),
     );
     let headers = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&document.etag) {
+    if let Ok(etag) = HeaderValue::from_maybe_shared(document.etag_header.clone()) {
         headers.insert(header::ETAG, etag);
     }
-    if let Ok(cache) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+    let cache = bytes::Bytes::from(format!("public, max-age={max_age}"));
+    if let Ok(cache) = HeaderValue::from_maybe_shared(cache) {
         headers.insert(header::CACHE_CONTROL, cache);
     }
     headers.insert(

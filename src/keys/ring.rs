@@ -157,6 +157,8 @@ pub struct JwksDocument {
     pub body: bytes::Bytes,
     /// A quoted strong entity tag derived from the body.
     pub etag: String,
+    /// The same tag, ready to share as a header value without a copy.
+    pub etag_header: bytes::Bytes,
 }
 
 /// Everything the request path needs about keys, at one version of the
@@ -307,8 +309,10 @@ fn jwks_document(published: &[&StoredKey]) -> JwksDocument {
         .collect();
     let body = serde_json::json!({ "keys": keys }).to_string();
     let hash = digest::digest(&digest::SHA256, body.as_bytes());
+    let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
     JwksDocument {
-        etag: format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16])),
+        etag_header: bytes::Bytes::from(etag.clone()),
+        etag,
         body: bytes::Bytes::from(body),
     }
 }
