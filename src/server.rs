@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, AppServices, AppState};
 use crate::keys::lifecycle::{self, KeyMaking};
 use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
@@ -85,7 +85,7 @@ impl Issuer {
         lifecycle::run_schedule(&store, &master, making, clock.as_ref()).await?;
         let (version, stored) = store.keys_with_version().await?;
         let keys = KeySet::build(version, &stored, &master, None, &making.policy)?;
-        let state = AppState {
+        let state = AppState::new(AppServices {
             tokens: Arc::new(TokenService::new(&config)),
             passwords: PasswordHasher::with_cost(config.password_hash).await,
             keys: Arc::new(KeyRing::new(keys)),
@@ -98,7 +98,7 @@ impl Issuer {
             refresh_writer: RefreshWriter::start(store.clone()),
             store,
             clock,
-        };
+        });
         Ok(Self {
             state,
             keys: KeyKeeper { master, making },

@@ -653,7 +653,7 @@ fn report(args: &[String]) -> Result<(), Error> {
         }
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.3} ({:.2}) | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.4} ({:.2}) | {} | {} |",
             endpoint_label(&r.endpoint),
             r.alg,
             r.conc,
