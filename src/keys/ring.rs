@@ -155,10 +155,9 @@ impl SigningKey {
 pub struct JwksDocument {
     /// `{"keys":[…]}`.
     pub body: bytes::Bytes,
-    /// A quoted strong entity tag derived from the body.
-    pub etag: String,
-    /// The same tag, ready to share as a header value without a copy.
-    pub etag_header: bytes::Bytes,
+    /// A quoted strong entity tag derived from the body (shared into each
+    /// response's header, not copied).
+    pub etag: bytes::Bytes,
 }
 
 /// Everything the request path needs about keys, at one version of the
@@ -311,8 +310,7 @@ fn jwks_document(published: &[&StoredKey]) -> JwksDocument {
     let hash = digest::digest(&digest::SHA256, body.as_bytes());
     let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
     JwksDocument {
-        etag_header: bytes::Bytes::from(etag.clone()),
-        etag,
+        etag: bytes::Bytes::from(etag),
         body: bytes::Bytes::from(body),
     }
 }
