@@ -197,28 +197,25 @@ impl Fixture {
 
     /// One `TokenService::verify_cached` of an access token it verified before.
     fn jwtd_verify_seen(&self) {
-        self.service
-            .verify_cached(
-                &self.keys,
-                black_box(&self.token),
-                Expect::Type(TokenType::Access),
-                self.now,
-            )
-            .expect("verify (seen before)");
+        self.jwtd_verify_cached(&self.token);
     }
 
     /// One `TokenService::verify_cached` of an access token it has not
     /// seen in its last 4096 (the next of `unseen`).
     fn jwtd_verify_unseen(&self) {
         let index = self.next_unseen.fetch_add(1, Ordering::Relaxed) % self.unseen.len();
+        self.jwtd_verify_cached(&self.unseen[index]);
+    }
+
+    fn jwtd_verify_cached(&self, token: &str) {
         self.service
             .verify_cached(
                 &self.keys,
-                black_box(&self.unseen[index]),
+                black_box(token),
                 Expect::Type(TokenType::Access),
                 self.now,
             )
-            .expect("verify (not seen lately)");
+            .expect("verify_cached");
     }
 
     /// One `TokenService::verify` of an access token.
