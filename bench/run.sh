@@ -243,6 +243,7 @@ for alg in $algorithms; do
     (( cap < rate )) && rate=$cap
   fi
   per_run=$(( rate * secs ))
+  [[ " $endpoints " == *" refresh "* ]] || per_run=0
   counts=$(for _ in $(seq "$reps"); do for _ in $concurrency; do printf '%s,' "$per_run"; done; done)
   counts=${counts%,}
 

@@ -12,7 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -97,15 +100,14 @@ impl Store {
             // keeps its own page cache (up to 2 MiB), so more cost memory.
             .max_connections(4)
             // A COMMIT that failed on a full or read-only disk leaves sqlx
-            // believing the connection is still in a transaction; the ping
-            // runs any queued rollback, and a connection still in a
-            // transaction is dropped rather than reused.
-            .before_acquire(|conn, _meta| {
-                Box::pin(async move {
-                    conn.ping().await?;
-                    Ok(!conn.is_in_transaction())
-                })
-            })
+            // believing the connection is still in a transaction. sqlx pings
+            // every connection it takes back, which runs any rollback queued
+            // on it; one still in a transaction after that is dropped here
+            // rather than reused. sqlx's own test before an acquire would
+            // add a ping to every use: a trip to SQLite's thread, which
+            // costs a login two context switches on each core.
+            .test_before_acquire(false)
+            .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await
             .map_err(|err| StoreError::Open {
@@ -147,6 +149,26 @@ impl Store {
             tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
             _turn: turn,
         })
+    }
+
+    /// Runs `statements`, which open with `BEGIN IMMEDIATE` and end with
+    /// `COMMIT`, in one trip to SQLite's thread, holding this process's
+    /// writer turn. A statement that fails leaves its transaction open on
+    /// that connection: it is closed (SQLite rolls back what it left)
+    /// instead of going back to the pool.
+    async fn write_in_one_trip(
+        &self,
+        statements: Query<'_, Sqlite, SqliteArguments>,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut connection = self.pool.acquire().await?;
+        match statements.execute(&mut *connection).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                drop(connection.detach());
+                Err(err.into())
+            }
+        }
     }
 
     /// Waits for this process's writer turn, for a single-statement write.

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Row, Sqlite, SqliteConnection};
 use tokio::sync::OwnedMutexGuard;
 
 use super::{Store, StoreError, WriteTransaction};
@@ -24,6 +25,22 @@ macro_rules! record_sql {
              LEFT JOIN token_families f ON f.id = o.family_id ",
             $where
         )
+    };
+}
+
+/// Sets `last_login`: binds the time, the user id and whether to.
+macro_rules! touch_last_login_sql {
+    () => {
+        "UPDATE users SET last_login = ? WHERE id = ? AND ?; "
+    };
+}
+
+/// Records an outstanding token: bound by [`bind_outstanding`].
+macro_rules! insert_outstanding_sql {
+    () => {
+        "INSERT INTO outstanding_tokens \
+         (jti, user_id, token_type, family_id, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?); "
     };
 }
 
@@ -52,19 +69,21 @@ impl Store {
         now: UnixTime,
         touch_last_login: bool,
     ) -> Result<(), StoreError> {
-        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
-        if touch_last_login {
-            set_last_login(&mut tx, token.user_id, now).await?;
-        }
-        sqlx::query("INSERT INTO token_families (id, user_id, created_at) VALUES (?, ?, ?)")
-            .bind(family_id)
-            .bind(token.user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        insert_outstanding(&mut tx, token, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let query = sqlx::query(concat!(
+            "BEGIN IMMEDIATE; ",
+            touch_last_login_sql!(),
+            "INSERT INTO token_families (id, user_id, created_at) VALUES (?, ?, ?); ",
+            insert_outstanding_sql!(),
+            "COMMIT"
+        ))
+        .bind(now)
+        .bind(token.user_id)
+        .bind(touch_last_login)
+        .bind(family_id)
+        .bind(token.user_id)
+        .bind(now);
+        self.write_in_one_trip(bind_outstanding(query, token, now))
+            .await
     }
 
     /// Records a sliding token, and the user's `last_login` when
@@ -75,13 +94,17 @@ impl Store {
         now: UnixTime,
         touch_last_login: bool,
     ) -> Result<(), StoreError> {
-        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
-        if touch_last_login {
-            set_last_login(&mut tx, token.user_id, now).await?;
-        }
-        insert_outstanding(&mut tx, token, now).await?;
-        tx.commit().await?;
-        Ok(())
+        let query = sqlx::query(concat!(
+            "BEGIN IMMEDIATE; ",
+            touch_last_login_sql!(),
+            insert_outstanding_sql!(),
+            "COMMIT"
+        ))
+        .bind(now)
+        .bind(token.user_id)
+        .bind(touch_last_login);
+        self.write_in_one_trip(bind_outstanding(query, token, now))
+            .await
     }
 
     /// What is recorded of the token with this `jti`.
@@ -319,37 +342,19 @@ impl Drop for RefreshBatch<'_> {
     }
 }
 
-async fn set_last_login(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: i64,
+/// Binds [`insert_outstanding_sql`]'s parameters for `token`.
+fn bind_outstanding<'q>(
+    query: Query<'q, Sqlite, SqliteArguments>,
+    token: &NewToken<'q>,
     now: UnixTime,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
+) -> Query<'q, Sqlite, SqliteArguments> {
+    query
+        .bind(token.jti)
+        .bind(token.user_id)
+        .bind(token.token_type.as_str())
+        .bind(token.family_id)
         .bind(now)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn insert_outstanding(
-    tx: &mut Transaction<'static, Sqlite>,
-    token: &NewToken<'_>,
-    now: UnixTime,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(token.jti)
-    .bind(token.user_id)
-    .bind(token.token_type.as_str())
-    .bind(token.family_id)
-    .bind(now)
-    .bind(token.expires_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+        .bind(token.expires_at)
 }
 
 fn record_from_row(row: SqliteRow) -> Result<TokenRecord, StoreError> {
@@ -361,4 +366,63 @@ fn record_from_row(row: SqliteRow) -> Result<TokenRecord, StoreError> {
         rotated_at: row.try_get("rotated_at")?,
         replaced_by: row.try_get("replaced_by")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn refresh_token(jti: &str) -> NewToken<'_> {
+        NewToken {
+            jti,
+            user_id: 1,
+            token_type: TokenType::Refresh,
+            family_id: None,
+            expires_at: 2_000,
+        }
+    }
+
+    async fn families(store: &Store) -> Vec<String> {
+        sqlx::query_scalar("SELECT id FROM token_families ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_login_record_that_fails_part_way_leaves_nothing_and_blocks_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("jwtd.db")).await.unwrap();
+        let with_family = |family, jti| NewToken {
+            family_id: Some(family),
+            ..refresh_token(jti)
+        };
+        store
+            .record_login("fa", &with_family("fa", "t1"), 100, true)
+            .await
+            .unwrap();
+        // The family is written, then the token's id is taken.
+        let again = store
+            .record_login("fb", &with_family("fb", "t1"), 100, true)
+            .await;
+        assert!(again.is_err(), "a second token with id t1 is refused");
+        assert_eq!(families(&store).await, ["fa"], "nothing of it is kept");
+        // The next writes neither wait for a lock it left nor fail on it.
+        let next = tokio::time::timeout(Duration::from_secs(5), async {
+            store
+                .record_login("fc", &with_family("fc", "t2"), 100, false)
+                .await?;
+            let sliding = NewToken {
+                token_type: TokenType::Sliding,
+                ..refresh_token("t3")
+            };
+            store.record_sliding(&sliding, 100, false).await
+        })
+        .await
+        .expect("later writes do not wait for the failed one");
+        next.unwrap();
+        assert_eq!(families(&store).await, ["fa", "fc"]);
+    }
 }
