@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -153,22 +154,23 @@ impl Store {
 
     /// Runs `statements`, which open with `BEGIN IMMEDIATE` and end with
     /// `COMMIT`, in one trip to SQLite's thread, holding this process's
-    /// writer turn. A statement that fails leaves its transaction open on
-    /// that connection: it is closed (SQLite rolls back what it left)
-    /// instead of going back to the pool.
+    /// writer turn. sqlx does not know of a transaction begun inside a
+    /// query: one left open by a failed statement, or by a caller that
+    /// stopped waiting (SQLite's thread then stops at the next statement),
+    /// would go back to the pool holding the write lock. So the connection
+    /// goes back only once the query has run to its end; otherwise it is
+    /// closed, and SQLite rolls back what it left.
     async fn write_in_one_trip(
         &self,
         statements: Query<'_, Sqlite, SqliteArguments>,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut connection = self.pool.acquire().await?;
-        match statements.execute(&mut *connection).await {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                drop(connection.detach());
-                Err(err.into())
-            }
+        let mut connection = ClosedUnlessFinished(Some(self.pool.acquire().await?));
+        if let Some(pooled) = connection.0.as_mut() {
+            statements.execute(&mut **pooled).await?;
         }
+        connection.finished();
+        Ok(())
     }
 
     /// Waits for this process's writer turn, for a single-statement write.
@@ -190,6 +192,24 @@ impl Store {
     /// Closes every connection, waiting for running queries.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A pooled connection that is closed when dropped, unless
+/// [`finished`](Self::finished) hands it back to the pool first.
+struct ClosedUnlessFinished(Option<PoolConnection<Sqlite>>);
+
+impl ClosedUnlessFinished {
+    fn finished(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for ClosedUnlessFinished {
+    fn drop(&mut self) {
+        if let Some(pooled) = self.0.take() {
+            drop(pooled.detach());
+        }
     }
 }
 

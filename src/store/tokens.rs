@@ -425,4 +425,47 @@ mod tests {
         next.unwrap();
         assert_eq!(families(&store).await, ["fa", "fc"]);
     }
+
+    #[tokio::test]
+    async fn a_login_record_given_up_part_way_leaves_nothing_and_blocks_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwtd.db");
+        let store = Store::open(&path).await.unwrap();
+        // Another process holds the write lock, so the record's
+        // `BEGIN IMMEDIATE` is still waiting when its caller gives up (a
+        // client that hangs up); then the lock is let go.
+        let other = Store::open(&path).await.unwrap();
+        let lock = other.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let token = NewToken {
+            family_id: Some("gone"),
+            ..refresh_token("t-gone")
+        };
+        let wait = Duration::from_millis(100);
+        let given_up = tokio::time::timeout(wait, store.record_login("gone", &token, 100, true));
+        assert!(given_up.await.is_err(), "the record waits for the lock");
+        lock.rollback().await.unwrap();
+
+        // SQLite's thread retries the lock in its own time (tens of ms):
+        // the writes that follow, for a second, must neither fail nor wait.
+        let mut written = Vec::new();
+        for attempt in 0..10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (family, jti) = (format!("next-{attempt}"), format!("t-next-{attempt}"));
+            let token = NewToken {
+                family_id: Some(&family),
+                ..refresh_token(&jti)
+            };
+            let next = store.record_login(&family, &token, 100, true);
+            tokio::time::timeout(Duration::from_secs(5), next)
+                .await
+                .expect("a later record does not wait for a lock the given-up one left")
+                .expect("a later record is written");
+            written.push(family);
+        }
+        assert_eq!(
+            families(&store).await,
+            written,
+            "nothing of the given-up one"
+        );
+    }
 }
