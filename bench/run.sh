@@ -345,8 +345,8 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
       awk -F'\t' -v peer="${peer_md%.md}.tsv" '
         BEGIN { while ((getline line < peer) > 0) { split(line, f, "\t"); if (f[1] == "endpoint") continue
                   k = f[1] FS f[2] FS f[3]; prps[k] = f[4]; pp99[k] = f[6]; prss[k] = f[8] } }
-        (($1 == "verify_distinct" ? "verify" : $1) FS $2 FS $3) in prps {
-          k = ($1 == "verify_distinct" ? "verify" : $1) FS $2 FS $3
+        { k = ($1 == "verify_distinct" ? "verify" : $1) FS $2 FS $3 }   # the peer has one verify row
+        k in prps {
           name = $1 == "healthz" ? "GET /healthz (peer: a DRF view)" : $1 == "verify" ? "POST /api/token/verify/" : \
                  $1 == "verify_distinct" ? "POST /api/token/verify/, jwtd: a token not seen recently" : \
                  $1 == "me" ? "GET /api/me/" : $1 == "refresh" ? "POST /api/token/refresh/ (rotate + blacklist)" : \

@@ -344,15 +344,8 @@ fn print_overhead() {
             seen.push(time_per_op(round, || f.jwtd_verify_seen()));
             unseen.push(time_per_op(round, || f.jwtd_verify_unseen()));
         }
-        let (sign, issue, verify, jverify, unparsed, seen) = (
-            median(sign),
-            median(issue),
-            median(verify),
-            median(jverify),
-            median(unparsed),
-            median(seen),
-        );
-        let unseen = median(unseen);
+        let [sign, issue, verify, jverify, unparsed, seen, unseen] =
+            [sign, issue, verify, jverify, unparsed, seen, unseen].map(median);
         println!(
             "| {} | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2} | **{:.2}×** | {:.2} | {:.2}× | {:.2} | {:.2}× | {:.2} | **{:.2}×** |",
             f.alg,

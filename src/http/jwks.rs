@@ -39,8 +39,7 @@ pub async fn jwks(State(app): State<AppState>, request: Request) -> Response {
     if let Ok(etag) = HeaderValue::from_maybe_shared(document.etag.clone()) {
         headers.insert(header::ETAG, etag);
     }
-    let cache = bytes::Bytes::from(format!("public, max-age={max_age}"));
-    if let Ok(cache) = HeaderValue::from_maybe_shared(cache) {
+    if let Ok(cache) = HeaderValue::try_from(format!("public, max-age={max_age}")) {
         headers.insert(header::CACHE_CONTROL, cache);
     }
     headers.insert(

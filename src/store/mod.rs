@@ -17,7 +17,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// What can go wrong talking to the database.
@@ -166,9 +166,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut connection = ClosedUnlessFinished(Some(self.pool.acquire().await?));
-        if let Some(pooled) = connection.0.as_mut() {
-            statements.execute(&mut **pooled).await?;
-        }
+        statements.execute(connection.get()).await?;
         connection.finished();
         Ok(())
     }
@@ -200,6 +198,12 @@ impl Store {
 struct ClosedUnlessFinished(Option<PoolConnection<Sqlite>>);
 
 impl ClosedUnlessFinished {
+    fn get(&mut self) -> &mut SqliteConnection {
+        self.0
+            .as_mut()
+            .expect("only `finished` and drop take the connection")
+    }
+
     fn finished(mut self) {
         drop(self.0.take());
     }
