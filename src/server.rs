@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
-use crate::http::{self, AppServices, AppState};
+use crate::http::{self, AppServices, AppState, ConnectionLimits};
 use crate::keys::lifecycle::{self, KeyMaking};
 use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
@@ -124,22 +124,17 @@ impl Issuer {
 
     /// Serves HTTP on `listener` until `shutdown` completes, keeping the key
     /// ring current in the background.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let refresher = tokio::spawn(keep_keys_current(self.state.clone(), self.keys, stop_rx));
-        let app = http::router(self.state.clone());
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = ConnectionLimits {
+            header_timeout: self.state.config.request_header_timeout,
+            request_timeout: self.state.config.request_timeout,
+        };
+        http::serve(listener, http::router(self.state.clone()), limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = refresher.await;
         self.state.store.close().await;
-        served
     }
 }
 

@@ -96,16 +96,16 @@ async fn run_on_store(command: Command, store: &Store, config: &Config) -> anyho
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let open_file_limit = crate::http::raise_open_file_limit()
+        .inspect_err(|err| tracing::warn!(error = %err, "could not raise the open-file limit"))
+        .ok();
     let issuer = Issuer::open(config, Arc::new(SystemClock)).await?;
     let listener = issuer.bind().await?;
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
-    tracing::info!(%addr, "jwtd listening");
-    issuer
-        .serve(listener, shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    tracing::info!(%addr, open_file_limit, "jwtd listening");
+    issuer.serve(listener, shutdown_signal()).await;
     tracing::info!("jwtd stopped");
     Ok(())
 }

@@ -127,6 +127,11 @@ pub struct Config {
     pub login_failures_per_address: u32,
     /// argon2id cost of new password hashes.
     pub password_hash: HashCost,
+    /// How long a connection may take to send a whole request head, from
+    /// its opening or the end of its previous response.
+    pub request_header_timeout: Duration,
+    /// How long a request's body may take to arrive once its head has.
+    pub request_timeout: Duration,
 }
 
 impl Default for Config {
@@ -158,6 +163,8 @@ impl Default for Config {
             login_failures_per_user: 10,
             login_failures_per_address: 100,
             password_hash: HashCost::default(),
+            request_header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -293,6 +300,10 @@ impl Config {
             "login_failures_per_address" => {
                 self.login_failures_per_address = count(value).map_err(bad)?
             }
+            "request_header_timeout" => {
+                self.request_header_timeout = positive(value).map_err(bad)?
+            }
+            "request_timeout" => self.request_timeout = positive(value).map_err(bad)?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: origin.to_owned(),

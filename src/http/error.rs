@@ -44,6 +44,10 @@ pub enum ApiError {
     /// A body that could not be read.
     #[error("unreadable request body")]
     UnreadableBody,
+    /// A body that had not fully arrived by its deadline; the connection
+    /// is closed after the answer.
+    #[error("request timed out")]
+    RequestTimeout,
     /// A protected view without valid credentials: the partner
     /// verifier's [`AuthError`] and its bodies.
     #[error(transparent)]
@@ -129,6 +133,7 @@ impl ApiError {
                 S::BAD_REQUEST,
                 json!({"detail": "Request body could not be read."}),
             ),
+            Self::RequestTimeout => (S::REQUEST_TIMEOUT, json!({"detail": "Request timed out."})),
             Self::Auth(err) => (S::UNAUTHORIZED, err.body()),
             Self::UserNotFound => (
                 S::UNAUTHORIZED,
@@ -169,6 +174,13 @@ impl IntoResponse for ApiError {
             && let Ok(value) = HeaderValue::from_str(&throttled.retry_after.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: the connection cannot
+            // carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

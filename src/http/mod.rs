@@ -3,6 +3,7 @@
 mod auth;
 mod body;
 mod client;
+mod connections;
 mod error;
 mod jwks;
 mod me;
@@ -18,6 +19,7 @@ use axum::routing::{MethodRouter, get, post};
 pub use auth::Authenticated;
 pub use body::{Fields, MAX_BODY_BYTES, Trim};
 pub use client::ClientAddress;
+pub use connections::{BodyDeadline, ConnectionLimits, raise_open_file_limit, serve};
 pub use error::ApiError;
 
 use crate::clock::Clock;

@@ -7,6 +7,7 @@ mod crypto;
 mod errors;
 mod faults;
 mod helpers;
+mod hostile;
 mod interop;
 mod partner;
 mod process;

@@ -280,7 +280,32 @@ impl Server {
     /// Starts `jwtd serve` on 127.0.0.1:0 in `dir` and waits (bounded) for
     /// it to log its address.
     pub(crate) fn start(dir: &Path, envs: &[(&str, &str)]) -> Server {
+        Self::start_command(jwtd_command(dir, ["serve"]), envs)
+    }
+
+    /// Starts `jwtd serve` with its open-file limit set to `nofile`
+    /// (`SOFT:HARD`, as util-linux's `prlimit` takes it).
+    pub(crate) fn start_limited(dir: &Path, nofile: &str, envs: &[(&str, &str)]) -> Server {
         let mut command = jwtd_command(dir, ["serve"]);
+        let jwtd = command.get_program().to_owned();
+        let mut limited = Command::new("prlimit");
+        limited
+            .arg(format!("--nofile={nofile}"))
+            .arg("--")
+            .arg(jwtd)
+            .args(command.get_args())
+            .current_dir(dir);
+        for (name, value) in command.get_envs() {
+            match value {
+                Some(value) => limited.env(name, value),
+                None => limited.env_remove(name),
+            };
+        }
+        command = limited;
+        Self::start_command(command, envs)
+    }
+
+    fn start_command(mut command: Command, envs: &[(&str, &str)]) -> Server {
         command
             .env("JWTD_BIND", "127.0.0.1:0")
             .envs(envs.iter().copied());

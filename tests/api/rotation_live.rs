@@ -1009,10 +1009,7 @@ async fn keys_rotate_on_the_wall_clock_and_tokens_verify_until_exp() {
     let seen = watch(&store, std::slice::from_ref(&base), "alice", "pw").await;
 
     let _ = stop.send(());
-    server
-        .await
-        .expect("server task")
-        .expect("server stops cleanly");
+    server.await.expect("server stops cleanly");
     store.close().await;
     assert_healthy_run(&seen, 1, &[]);
 }
