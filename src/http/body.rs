@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde_json::{Map, Value};
 
-use super::connections::BodyDeadline;
+use super::connections::Arrival;
 use super::error::ApiError;
 
 /// Largest accepted body; bigger ones get 413.
@@ -26,10 +26,13 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        let deadline = request.extensions().get::<BodyDeadline>().copied();
+        let deadline = request
+            .extensions()
+            .get::<Arrival>()
+            .map(|arrival| arrival.body_deadline);
         let read = Bytes::from_request(request, state);
         let read = match deadline {
-            Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read)
+            Some(at) => tokio::time::timeout_at(at, read)
                 .await
                 .map_err(|_| ApiError::RequestTimeout)?,
             None => read.await,

@@ -1,10 +1,12 @@
 //! The client's address, for per-address login throttling.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+
+use super::connections::Arrival;
 
 /// The peer address of the connection (a proxy's, behind one: jwtd does
 /// not trust `X-Forwarded-For`). `None` when the server was started
@@ -16,7 +18,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-        Ok(Self(peer.map(|ConnectInfo(addr)| addr.ip())))
+        let arrival = parts.extensions.get::<Arrival>();
+        Ok(Self(arrival.map(|arrival| arrival.peer.ip())))
     }
 }

@@ -3,9 +3,12 @@
 //!
 //! - a connection must send a whole request head within the header timeout
 //!   of being opened or of its previous response, so neither a trickled
-//!   head nor an idle keep-alive connection holds a descriptor for long;
+//!   head nor an idle keep-alive connection holds a descriptor for long. A
+//!   watchdog per connection enforces it from two timestamps the requests
+//!   leave behind, rather than a timer armed per request (which costs a
+//!   trip through tokio's timer wheel on every request);
 //! - a body must arrive within the request timeout of its head (enforced
-//!   where the body is read, [`super::body`], through [`BodyDeadline`]);
+//!   where the body is read, [`super::body`], through [`Arrival`]);
 //! - when the process runs out of file descriptors, the accept loop waits
 //!   for a connection to close instead of spinning, and keeps serving the
 //!   connections it has.
@@ -15,14 +18,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -46,10 +49,15 @@ pub struct ConnectionLimits {
     pub request_timeout: Duration,
 }
 
-/// When the body of a request must have arrived; a request extension set
-/// by [`serve`]. Absent when the router is called some other way.
+/// What the connection knows of a request: a request extension set by
+/// [`serve`]. Absent when the router is called some other way.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub Instant);
+pub struct Arrival {
+    /// The peer address of the connection.
+    pub peer: SocketAddr,
+    /// When the body must have arrived.
+    pub body_deadline: Instant,
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish, closes idle connections and returns once
@@ -60,10 +68,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+    let builder = http1::Builder::new();
     let open = Arc::new(OpenConnections::default());
     let (stopping, stop) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
@@ -142,22 +147,87 @@ impl Connection {
             mut stop,
             _open,
         } = self;
+        let activity = Arc::new(Activity::new());
+        let requests = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            let extensions = request.extensions_mut();
-            extensions.insert(ConnectInfo(peer));
-            extensions.insert(BodyDeadline(Instant::now() + limits.request_timeout));
-            let mut router = router.clone();
-            async move { router.call(request).await }
+            let arrived = requests.started();
+            request.extensions_mut().insert(Arrival {
+                peer,
+                body_deadline: arrived + limits.request_timeout,
+            });
+            let answer = router.clone().call(request);
+            let requests = Arc::clone(&requests);
+            async move {
+                let response = answer.await;
+                requests.finished();
+                response
+            }
         });
         let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::select! {
-            // Errors here are the client's (a timeout, a reset, a bad
-            // head that hyper already answered): nothing to report.
-            _ = connection.as_mut() => return,
-            _ = stop.wait_for(|stop| *stop) => {}
+        let watchdog = tokio::time::sleep(limits.header_timeout);
+        let mut watchdog = pin!(watchdog);
+        loop {
+            tokio::select! {
+                // Errors here are the client's (a reset, a bad head that
+                // hyper already answered): nothing to report.
+                _ = connection.as_mut() => return,
+                _ = stop.wait_for(|stop| *stop) => break,
+                () = watchdog.as_mut() => {
+                    let now = Instant::now();
+                    match activity.head_due(limits.header_timeout) {
+                        // No head within the timeout: dropping the
+                        // connection closes it.
+                        Some(due) if due <= now => return,
+                        Some(due) => watchdog.as_mut().reset(due),
+                        None => watchdog.as_mut().reset(now + limits.header_timeout),
+                    }
+                }
+            }
         }
         connection.as_mut().graceful_shutdown();
         let _ = connection.await;
+    }
+}
+
+/// When a connection's requests started and ended, for its watchdog.
+struct Activity {
+    opened: Instant,
+    /// Requests being answered (HTTP/1.1: at most one).
+    busy: AtomicUsize,
+    /// When the connection last became idle, in milliseconds after `opened`.
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            busy: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A request's head has arrived; returns the time.
+    fn started(&self) -> Instant {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        Instant::now()
+    }
+
+    /// Its response is ready.
+    fn finished(&self) {
+        let idle_since = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.idle_since_ms.store(idle_since, Ordering::Relaxed);
+        self.busy.fetch_sub(1, Ordering::Release);
+    }
+
+    /// When the next request head is due: `timeout` after the connection
+    /// became idle. `None` while a request is being answered.
+    fn head_due(&self, timeout: Duration) -> Option<Instant> {
+        if self.busy.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let idle_since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        Some(self.opened + idle_since + timeout)
     }
 }
 

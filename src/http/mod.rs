@@ -19,7 +19,7 @@ use axum::routing::{MethodRouter, get, post};
 pub use auth::Authenticated;
 pub use body::{Fields, MAX_BODY_BYTES, Trim};
 pub use client::ClientAddress;
-pub use connections::{BodyDeadline, ConnectionLimits, raise_open_file_limit, serve};
+pub use connections::{Arrival, ConnectionLimits, raise_open_file_limit, serve};
 pub use error::ApiError;
 
 use crate::clock::Clock;
