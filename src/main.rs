@@ -60,6 +60,13 @@ async fn run() -> ExitCode {
         .init();
     match jwtd::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err)
+            if err
+                .chain()
+                .any(|cause| cause.is::<jwtd::cli::OutputClosed>()) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             let message = format!("{err:#}").replace('\n', " ");
             eprintln!("jwtd: error: {message}");

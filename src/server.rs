@@ -18,7 +18,7 @@ use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
 use crate::store::{Store, StoreError};
 use crate::tokens::{RefreshWriter, TokenService};
-use crate::users::{AccountCache, LoginThrottle, PasswordHasher};
+use crate::users::{AccountCache, LoginThrottle, PasswordHasher, ThrottleLimits};
 
 /// How often a server runs the key schedule and looks for key and user
 /// changes made by other processes.
@@ -89,10 +89,11 @@ impl Issuer {
             tokens: Arc::new(TokenService::new(&config)),
             passwords: PasswordHasher::with_cost(config.password_hash).await,
             keys: Arc::new(KeyRing::new(keys)),
-            throttle: Arc::new(LoginThrottle::new(
-                config.login_failures_per_user,
-                config.login_failures_per_address,
-            )),
+            throttle: Arc::new(LoginThrottle::new(ThrottleLimits {
+                per_user: config.login_failures_per_user,
+                per_address: config.login_failures_per_address,
+                per_account: config.login_failures_per_account,
+            })),
             accounts: Arc::new(AccountCache::new(store.users_version().await?)),
             config: Arc::new(config),
             refresh_writer: RefreshWriter::start(store.clone()),

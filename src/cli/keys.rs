@@ -55,19 +55,19 @@ pub async fn run(command: KeysCommand, store: &Store, config: &Config) -> anyhow
             let master = MasterKey::load(&config.master_key)?;
             let at = lifecycle::rotate(store, &master, making, at_once, &SystemClock).await?;
             if at <= SystemClock.now() {
-                println!("the next key is now active");
+                say!("the next key is now active")?;
             } else {
-                println!(
+                say!(
                     "the next key becomes active at {} (when it has been published for key_prepublish); a running `jwtd serve` makes the switch",
                     format_rfc3339(at)
-                );
+                )?;
             }
             Ok(())
         }
         KeysCommand::Revoke { kid } => {
             let master = MasterKey::load(&config.master_key)?;
             lifecycle::revoke(store, &master, making, &kid, &SystemClock).await?;
-            println!("revoked key {kid}: unpublished, tokens it signed no longer verify");
+            say!("revoked key {kid}: unpublished, tokens it signed no longer verify")?;
             Ok(())
         }
         KeysCommand::Export { out } => export(store, &out).await,
@@ -78,15 +78,21 @@ async fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let (_, keys) = store.keys_with_version().await?;
     if as_json {
         let rows: Vec<_> = keys.iter().map(key_json).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
-    println!(
+    say!(
         "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {:<20}",
-        "kid", "alg", "state", "created", "activated", "deactivated", "retired/revoked"
-    );
+        "kid",
+        "alg",
+        "state",
+        "created",
+        "activated",
+        "deactivated",
+        "retired/revoked"
+    )?;
     for key in keys {
-        println!(
+        say!(
             "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {:<20}",
             key.kid,
             key.alg.as_str(),
@@ -95,7 +101,7 @@ async fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
             date(key.activated_at),
             date(key.deactivated_at),
             date(key.retired_at.or(key.revoked_at)),
-        );
+        )?;
     }
     Ok(())
 }
@@ -128,11 +134,11 @@ async fn export(store: &Store, out: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("key {} has malformed public parameters", key.kid))?;
         write(&out.join(format!("{}.pem", key.kid)), pem.as_bytes())?;
     }
-    println!(
+    say!(
         "wrote jwks.json and {} PEM file(s) to {}",
         published.len(),
         out.display()
-    );
+    )?;
     Ok(())
 }
 

@@ -1,10 +1,20 @@
 //! The `jwtd` command line (SPEC §6). Every command loads the same
 //! configuration as `serve`.
 
+/// `println!` that returns [`OutputClosed`] instead of panicking when
+/// standard output is closed (`jwtd users list | head -1`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
 mod keys;
 mod token;
 mod users;
 
+use std::fmt;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,6 +67,25 @@ pub enum Command {
     },
 }
 
+/// Standard output was closed before the command finished writing: the
+/// reader has all it wanted, so the command ends quietly.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output closed")]
+pub struct OutputClosed;
+
+/// Writes one line to standard output.
+fn write_line(line: fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(OutputClosed.into()),
+        other => other.context("writing to standard output"),
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
@@ -77,17 +106,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_on_store(command: Command, store: &Store, config: &Config) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
-            println!(
+            say!(
                 "database {} is up to date",
                 config.database_path().display()
-            );
+            )?;
             Ok(())
         }
         Command::Users { action } => users::run(action, store, config.password_hash).await,
         Command::Keys { action } => keys::run(action, store, config).await,
         Command::FlushExpired => {
             let count = store.flush_expired(SystemClock.now()).await?;
-            println!("deleted {count} expired token record(s)");
+            say!("deleted {count} expired token record(s)")?;
             Ok(())
         }
         // Handled by `run` without a store.

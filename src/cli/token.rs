@@ -79,7 +79,7 @@ pub async fn run(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
         SystemClock.now(),
     ) {
         Ok(_) => {
-            println!("{}", serde_json::to_string_pretty(&payload(&token)?)?);
+            say!("{}", serde_json::to_string_pretty(&payload(&token)?)?)?;
             Ok(())
         }
         Err(err) => Err(Refused(reason(err)).into()),

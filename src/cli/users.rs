@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::clock::{Clock, SystemClock, format_rfc3339};
 use crate::store::Store;
-use crate::users::{HashCost, Password, PasswordHasher, check_username};
+use crate::users::{ForLog, HashCost, Password, PasswordHasher, normalize_username};
 
 /// User management.
 #[derive(Debug, Subcommand)]
@@ -58,7 +58,7 @@ pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow
             password_stdin,
             inactive,
         } => {
-            check_username(&name)?;
+            let name = normalize_username(&name)?;
             if store.user_by_name(&name).await?.is_some() {
                 bail!("user `{name}` already exists");
             }
@@ -71,23 +71,31 @@ pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow
             let user = store
                 .add_user(&name, &hash, !inactive, SystemClock.now())
                 .await?;
-            println!(
+            say!(
                 "added user {} (id {}{})",
                 user.username,
                 user.id,
                 if inactive { ", inactive" } else { "" }
-            );
+            )?;
         }
         UsersCommand::List => list(store).await?,
         UsersCommand::Disable { name } => {
-            store.set_user_active(&name, false).await?;
-            println!("disabled user {name}");
+            let name = lookup_name(name);
+            let ended = store
+                .set_user_active(&name, false, SystemClock.now())
+                .await?;
+            tracing::info!(event = "user_disabled", username = ?ForLog(&name), tokens = ended);
+            say!("disabled user {name}; blacklisted {ended} outstanding token(s)")?;
         }
         UsersCommand::Enable { name } => {
-            store.set_user_active(&name, true).await?;
-            println!("enabled user {name}");
+            let name = lookup_name(name);
+            store
+                .set_user_active(&name, true, SystemClock.now())
+                .await?;
+            say!("enabled user {name}")?;
         }
         UsersCommand::LogoutAll { name } => {
+            let name = lookup_name(name);
             let user = store
                 .user_by_name(&name)
                 .await?
@@ -99,12 +107,13 @@ pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow
                 tokens = count,
                 via = "cli"
             );
-            println!("blacklisted {count} outstanding token(s) of {name}");
+            say!("blacklisted {count} outstanding token(s) of {name}")?;
         }
         UsersCommand::SetPassword {
             name,
             password_stdin,
         } => {
+            let name = lookup_name(name);
             if store.user_by_name(&name).await?.is_none() {
                 bail!("no user named `{name}`");
             }
@@ -114,20 +123,26 @@ pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow
                 .hash(&password)
                 .await
                 .context("hashing the password")?;
-            store.set_password_hash(&name, &hash).await?;
-            println!("changed the password of {name}");
+            let ended = store
+                .set_password_hash(&name, &hash, SystemClock.now())
+                .await?;
+            tracing::info!(event = "password_changed", username = ?ForLog(&name), tokens = ended);
+            say!("changed the password of {name}; blacklisted {ended} outstanding token(s)")?;
         }
     }
     Ok(())
 }
 
 async fn list(store: &Store) -> anyhow::Result<()> {
-    println!(
+    say!(
         "{:>6}  {:<24} {:<8} {:<20}  last login",
-        "id", "username", "active", "joined"
-    );
+        "id",
+        "username",
+        "active",
+        "joined"
+    )?;
     for user in store.list_users().await? {
-        println!(
+        say!(
             "{:>6}  {:<24} {:<8} {:<20}  {}",
             user.id,
             user.username,
@@ -135,9 +150,15 @@ async fn list(store: &Store) -> anyhow::Result<()> {
             format_rfc3339(user.date_joined),
             user.last_login
                 .map_or_else(|| "never".to_owned(), format_rfc3339),
-        );
+        )?;
     }
     Ok(())
+}
+
+/// The name a user is stored under: its NFKC form when valid, else as
+/// typed (it will not be found).
+fn lookup_name(name: String) -> String {
+    normalize_username(&name).unwrap_or(name)
 }
 
 /// Reads a password from standard input or, on a terminal, a prompt.

@@ -121,10 +121,17 @@ pub struct Config {
     pub jwks_max_age: Duration,
     /// Where the master key comes from.
     pub master_key: MasterKeySource,
-    /// Failed logins allowed per username per 15 minutes; 0: no limit.
+    /// Failed logins allowed per username from one client address per 15
+    /// minutes; 0: no limit.
     pub login_failures_per_user: u32,
     /// Failed logins allowed per client address per 15 minutes; 0: no limit.
     pub login_failures_per_address: u32,
+    /// Failed logins allowed per username from all addresses per 15
+    /// minutes; 0: no limit.
+    pub login_failures_per_account: u32,
+    /// How long after its login a refresh family stops refreshing; zero:
+    /// never.
+    pub refresh_family_lifetime: Duration,
     /// argon2id cost of new password hashes.
     pub password_hash: HashCost,
     /// How long a connection may take to send a whole request head, from
@@ -162,6 +169,8 @@ impl Default for Config {
             master_key: MasterKeySource::File(PathBuf::from("keys/master.key")),
             login_failures_per_user: 10,
             login_failures_per_address: 100,
+            login_failures_per_account: 1_000,
+            refresh_family_lifetime: Duration::from_secs(30 * 86_400),
             password_hash: HashCost::default(),
             request_header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -304,6 +313,12 @@ impl Config {
                 self.request_header_timeout = positive(value).map_err(bad)?
             }
             "request_timeout" => self.request_timeout = positive(value).map_err(bad)?,
+            "login_failures_per_account" => {
+                self.login_failures_per_account = count(value).map_err(bad)?
+            }
+            "refresh_family_lifetime" => {
+                self.refresh_family_lifetime = parse_duration(value).map_err(bad)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     origin: origin.to_owned(),

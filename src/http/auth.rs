@@ -4,7 +4,6 @@
 //! partners answer alike.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
@@ -25,12 +24,8 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Auth(AuthError::NotAuthenticated))?;
-        let token = bearer_token(header.as_bytes(), &app.config.auth_header_types)
-            .map_err(ApiError::Auth)?;
+        let token =
+            bearer_token(&parts.headers, &app.config.auth_header_types).map_err(ApiError::Auth)?;
         let now = app.clock.now();
         let claims = app
             .tokens

@@ -16,6 +16,10 @@ use crate::verifier::AuthError;
 /// The `WWW-Authenticate` challenge sent with every 401.
 const CHALLENGE: &str = r#"Bearer realm="api""#;
 
+/// `Retry-After` of a 503: a lock held by another writer is usually let go
+/// within a second.
+const RETRY_UNAVAILABLE: i64 = 1;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,6 +71,10 @@ pub enum ApiError {
     /// Too many failed logins for this username or address.
     #[error("throttled")]
     Throttled(Throttled),
+    /// The database is busy or out of reach for now: 503 with
+    /// `Retry-After`; logged.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     /// A fault on our side; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,7 +82,10 @@ pub enum ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        Self::Internal(err.to_string())
+        match err {
+            StoreError::Busy(_) => Self::Unavailable(err.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
@@ -83,6 +94,7 @@ impl From<SessionError> for ApiError {
         match err {
             SessionError::Token(err) => Self::Token(err),
             SessionError::NoActiveAccount => Self::NoActiveAccountForToken,
+            SessionError::Store(err) => err.into(),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -155,6 +167,10 @@ impl ApiError {
                     throttled.retry_after
                 )}),
             ),
+            Self::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                json!({"detail": "Service temporarily unavailable, try again later."}),
+            ),
             Self::Internal(_) => (
                 S::INTERNAL_SERVER_ERROR,
                 json!({"detail": "Internal server error."}),
@@ -165,13 +181,20 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(reason) = &self {
-            tracing::error!(%reason, "request failed");
+        match &self {
+            Self::Internal(reason) => tracing::error!(%reason, "request failed"),
+            Self::Unavailable(reason) => tracing::warn!(%reason, "request refused for now"),
+            _ => {}
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::Throttled(throttled) = self
-            && let Ok(value) = HeaderValue::from_str(&throttled.retry_after.to_string())
+        let retry_after = match &self {
+            Self::Throttled(throttled) => Some(throttled.retry_after),
+            Self::Unavailable(_) => Some(RETRY_UNAVAILABLE),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }

@@ -49,6 +49,22 @@ pub async fn jwks(State(app): State<AppState>, request: Request) -> Response {
     response
 }
 
+/// `OPTIONS /.well-known/jwks.json`: a CORS preflight (a browser's fetch
+/// that sends `If-None-Match`) gets 204 and what it may send.
+pub async fn preflight() -> Response {
+    let headers = [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, "If-None-Match"),
+        (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+    ];
+    (
+        StatusCode::NO_CONTENT,
+        headers.map(|(name, value)| (name, HeaderValue::from_static(value))),
+    )
+        .into_response()
+}
+
 /// The configured `max-age`, shortened so that no cache keeps the JWKS
 /// past the next scheduled change of the published keys.
 fn max_age(configured: u64, next_change: Option<UnixTime>, now: UnixTime) -> u64 {

@@ -102,7 +102,10 @@ pub fn router(state: AppState) -> Router {
             post(token_views::refresh_sliding),
         ),
         ("/api/me/", get(me::me)),
-        ("/.well-known/jwks.json", get(jwks::jwks)),
+        (
+            "/.well-known/jwks.json",
+            get(jwks::jwks).options(jwks::preflight),
+        ),
         ("/healthz", get(healthz)),
     ];
     let mut router = Router::new();

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::body::{Fields, Trim};
@@ -13,24 +15,24 @@ use super::{ApiError, AppState, Authenticated, ClientAddress};
 use crate::clock::UnixTime;
 use crate::keys::KeySet;
 use crate::tokens::{Claims, Expect, TokenType};
-use crate::users::{self, Password, User};
+use crate::users::{self, ForLog, Password, User};
 
 /// `POST /api/token/`: username and password for an access and a refresh token.
 pub async fn obtain_pair(
     State(app): State<AppState>,
     ClientAddress(address): ClientAddress,
     fields: Fields,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Tokens, ApiError> {
     let user = authenticate(&app, address, &fields).await?;
     let now = app.clock.now();
     let keys = app.keys.current();
     let (access, refresh) = app.sessions(&keys).login(user.id, now).await?;
-    Ok(Json(json!({"refresh": refresh, "access": access})))
+    Ok(Tokens(json!({"refresh": refresh, "access": access})))
 }
 
 /// `POST /api/token/refresh/`: a refresh token for a new access token, and
 /// a new refresh token when `rotate_refresh_tokens` is on.
-pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Json<Value>, ApiError> {
+pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Tokens, ApiError> {
     let Presented { claims, keys, now } =
         presented(&app, &fields, "refresh", Expect::Type(TokenType::Refresh))?;
     let refreshed = app.sessions(&keys).refresh(&claims, now).await?;
@@ -39,7 +41,7 @@ pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Json
     if let Some(refresh) = refreshed.refresh {
         body.insert("refresh".into(), refresh.into());
     }
-    Ok(Json(Value::Object(body)))
+    Ok(Tokens(Value::Object(body)))
 }
 
 /// `POST /api/token/verify/`: 200 `{}` for any valid token jwtd issued that
@@ -83,12 +85,12 @@ pub async fn obtain_sliding(
     State(app): State<AppState>,
     ClientAddress(address): ClientAddress,
     fields: Fields,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Tokens, ApiError> {
     let user = authenticate(&app, address, &fields).await?;
     let now = app.clock.now();
     let keys = app.keys.current();
     let token = app.sessions(&keys).login_sliding(user.id, now).await?;
-    Ok(Json(json!({"token": token})))
+    Ok(Tokens(json!({"token": token})))
 }
 
 /// `POST /api/token/sliding/refresh/`: a sliding token, before its `exp`
@@ -96,11 +98,25 @@ pub async fn obtain_sliding(
 pub async fn refresh_sliding(
     State(app): State<AppState>,
     fields: Fields,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Tokens, ApiError> {
     let Presented { claims, keys, now } =
         presented(&app, &fields, "token", Expect::Type(TokenType::Sliding))?;
     let token = app.sessions(&keys).refresh_sliding(&claims, now).await?;
-    Ok(Json(json!({"token": token})))
+    Ok(Tokens(json!({"token": token})))
+}
+
+/// A body that holds tokens: never stored by a cache on the way (RFC 6749
+/// §5.1).
+pub struct Tokens(Value);
+
+impl IntoResponse for Tokens {
+    fn into_response(self) -> Response {
+        let headers = [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::PRAGMA, HeaderValue::from_static("no-cache")),
+        ];
+        (headers, Json(self.0)).into_response()
+    }
 }
 
 /// A token from the body, verified, with the key set and time it was
@@ -128,37 +144,39 @@ fn presented(
 }
 
 /// The active user named by the body's username and password. Refused
-/// without checking the password when the username or address has used up
-/// its failed attempts.
+/// without checking the password when the username is not valid (only its
+/// address is counted then) or when one of its counters has used up its
+/// failed attempts.
 async fn authenticate(
     app: &AppState,
     address: Option<IpAddr>,
     fields: &Fields,
 ) -> Result<User, ApiError> {
-    let [username, password] = fields.strings([("username", Trim::Yes), ("password", Trim::No)])?;
+    let [raw, password] = fields.strings([("username", Trim::Yes), ("password", Trim::No)])?;
     let now = app.clock.now();
+    let username = users::normalize_username(&raw).ok();
+    let name = username.as_deref();
     app.throttle
-        .check(&username, address, now)
+        .check(name, address, now)
         .map_err(|throttled| {
-            tracing::warn!(event = "login_throttled", %username, ?address);
+            tracing::warn!(event = "login_throttled", username = ?ForLog(&raw), ?address);
             ApiError::Throttled(throttled)
         })?;
-    let user = users::authenticate(
-        &app.store,
-        &app.passwords,
-        &username,
-        Password::new(password),
-    )
-    .await?;
-    match user {
-        Some(user) => {
-            app.throttle.record_success(&username);
-            tracing::info!(event = "login_succeeded", user_id = user.id, %username);
+    let user = match name {
+        Some(name) => {
+            users::authenticate(&app.store, &app.passwords, name, Password::new(password)).await?
+        }
+        None => None,
+    };
+    match (user, name) {
+        (Some(user), Some(name)) => {
+            app.throttle.record_success(name, address);
+            tracing::info!(event = "login_succeeded", user_id = user.id, username = ?ForLog(name));
             Ok(user)
         }
-        None => {
-            app.throttle.record_failure(&username, address, now);
-            tracing::info!(event = "login_failed", %username, ?address);
+        _ => {
+            app.throttle.record_failure(name, address, now);
+            tracing::info!(event = "login_failed", username = ?ForLog(&raw), ?address);
             Err(ApiError::BadCredentials)
         }
     }

@@ -66,6 +66,7 @@ pub async fn revoke(
     kid: &str,
     clock: &dyn Clock,
 ) -> Result<Vec<Step>, KeyError> {
+    let making = as_deployed(store, making).await?;
     let material = generate(making).await?;
     let mut tx = store.key_transaction().await?;
     let now = clock.now();
@@ -80,8 +81,9 @@ pub async fn revoke(
     Ok(round.steps)
 }
 
-/// Asks for an early rotation. With `now_please`, the next key signs at
-/// once; otherwise as soon as it has been published for `key_prepublish`.
+/// Asks for an early rotation of the published next key. With
+/// `now_please`, it signs at once; otherwise as soon as it has been
+/// published for `key_prepublish`.
 /// Returns when the next key takes over (already past if it did).
 pub async fn rotate(
     store: &Store,
@@ -90,6 +92,7 @@ pub async fn rotate(
     now_please: bool,
     clock: &dyn Clock,
 ) -> Result<UnixTime, KeyError> {
+    let making = as_deployed(store, making).await?;
     let material = generate(making).await?;
     let mut tx = store.key_transaction().await?;
     let now = clock.now();
@@ -112,6 +115,24 @@ pub async fn rotate(
     tx.commit().await?;
     round.log();
     Ok(at)
+}
+
+/// `making` with the algorithm the deployment signs with (the next key's,
+/// else the active key's), for the operator's commands: `keys rotate` or
+/// `revoke` run with another `algorithm` than the servers' must promote the
+/// published next key, not discard it and restart its pre-publication.
+/// Changing the algorithm is the servers' schedule's to do.
+async fn as_deployed(store: &Store, making: KeyMaking) -> Result<KeyMaking, KeyError> {
+    let (_, keys) = store.keys_with_version().await?;
+    let deployed = [KeyState::Next, KeyState::Active]
+        .iter()
+        .find_map(|state| keys.iter().find(|key| key.state == *state))
+        .map(|key| key.alg);
+    let mut making = making;
+    if let Some(algorithm) = deployed {
+        making.policy.algorithm = algorithm;
+    }
+    Ok(making)
 }
 
 /// Plans inside the transaction and applies what is due. Key creations use

@@ -30,6 +30,21 @@ impl fmt::Debug for MasterKey {
     }
 }
 
+/// Names a master key file that group or others may read in a warning:
+/// whoever reads it can open every stored private key.
+fn warn_if_others_may_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", metadata.permissions().mode() & 0o777),
+            "the master key file is readable by group or others; chmod 600 it"
+        );
+    }
+}
+
 impl MasterKey {
     /// A master key from its 32 raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
@@ -63,8 +78,11 @@ impl MasterKey {
         match source {
             MasterKeySource::Inline(text) => Self::from_base64(text),
             MasterKeySource::File(path) => match std::fs::read_to_string(path) {
-                Ok(text) => Self::from_base64(&Zeroizing::new(text))
-                    .map_err(|err| KeyError::MasterKey(format!("{}: {err}", path.display()))),
+                Ok(text) => {
+                    warn_if_others_may_read(path);
+                    Self::from_base64(&Zeroizing::new(text))
+                        .map_err(|err| KeyError::MasterKey(format!("{}: {err}", path.display())))
+                }
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                     match Self::create(path) {
                         // Another process created it first: use theirs.

@@ -50,19 +50,63 @@ pub enum StoreError {
     /// A row that does not decode into its domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database stayed locked by another writer, or every connection
+    /// stayed busy, past the wait allowed: worth retrying shortly.
+    #[error("database busy: {0}")]
+    Busy(sqlx::Error),
 }
 
 // Not `#[from]`: the message already includes the cause, and a chained
 // source would print it again in one-line CLI errors.
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Query(err)
+        if is_busy(&err) {
+            Self::Busy(err)
+        } else {
+            Self::Query(err)
+        }
+    }
+}
+
+/// SQLITE_BUSY and SQLITE_LOCKED (with their extended codes), and a pool
+/// with no connection free in time.
+fn is_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(err) => err
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        _ => false,
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
         Self::Migrate(err)
+    }
+}
+
+/// Creates the database file, if absent, readable by its owner only: it
+/// holds password hashes, and SQLite gives its `-wal` and `-shm` files the
+/// database file's mode. An existing file that others may read is named in
+/// a warning. Any other failure is left for SQLite to report.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    if created.is_err()
+        && let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", metadata.permissions().mode() & 0o777),
+            "the database (password hashes) is readable by group or others; chmod 600 it"
+        );
     }
 }
 
@@ -86,6 +130,7 @@ impl Store {
     /// Opens (creating if absent) the SQLite file at `path` in WAL mode and
     /// applies the embedded migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        create_private(path);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

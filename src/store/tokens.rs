@@ -19,7 +19,8 @@ macro_rules! record_sql {
     ($where:literal) => {
         concat!(
             "SELECT o.jti, o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
-             b.jti IS NOT NULL AS blacklisted, f.revoked_at IS NOT NULL AS family_revoked \
+             b.jti IS NOT NULL AS blacklisted, f.revoked_at IS NOT NULL AS family_revoked, \
+             f.created_at AS family_created_at \
              FROM outstanding_tokens o \
              LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
              LEFT JOIN token_families f ON f.id = o.family_id ",
@@ -133,17 +134,10 @@ impl Store {
     /// Blacklists every unexpired outstanding token of a user; returns how
     /// many were newly blacklisted.
     pub async fn logout_all(&self, user_id: i64, now: UnixTime) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
-             SELECT jti, ? FROM outstanding_tokens WHERE user_id = ? AND expires_at > ?",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
+        let count = blacklist_outstanding(&mut tx, user_id, now).await?;
+        tx.commit().await?;
+        Ok(count)
     }
 
     /// Deletes outstanding tokens past their expiry (their blacklist entries
@@ -342,6 +336,26 @@ impl Drop for RefreshBatch<'_> {
     }
 }
 
+/// Blacklists every outstanding token of `user_id` that has not expired by
+/// `now`, inside the caller's write transaction; returns how many were
+/// newly blacklisted.
+pub(super) async fn blacklist_outstanding(
+    tx: &mut SqliteConnection,
+    user_id: i64,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
+         SELECT jti, ? FROM outstanding_tokens WHERE user_id = ? AND expires_at > ?",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Binds [`insert_outstanding_sql`]'s parameters for `token`.
 fn bind_outstanding<'q>(
     query: Query<'q, Sqlite, SqliteArguments>,
@@ -363,6 +377,7 @@ fn record_from_row(row: SqliteRow) -> Result<TokenRecord, StoreError> {
         family_id: row.try_get("family_id")?,
         blacklisted: row.try_get("blacklisted")?,
         family_revoked: row.try_get("family_revoked")?,
+        family_created_at: row.try_get("family_created_at")?,
         rotated_at: row.try_get("rotated_at")?,
         replaced_by: row.try_get("replaced_by")?,
     })

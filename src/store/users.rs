@@ -3,7 +3,8 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError, flag};
+use super::tokens::blacklist_outstanding;
+use super::{Store, StoreError, WriteTransaction, flag};
 use crate::clock::UnixTime;
 use crate::users::{Account, User};
 
@@ -99,34 +100,78 @@ impl Store {
         rows.into_iter().map(user_from_row).collect()
     }
 
-    /// Enables or disables a user.
-    pub async fn set_user_active(&self, username: &str, active: bool) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query("UPDATE users SET is_active = ? WHERE username = ?")
-            .bind(active)
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        found(done.rows_affected(), username)
+    /// Enables or disables a user. Disabling also blacklists every
+    /// outstanding token of the user that has not expired by `now`, in the
+    /// same transaction; returns how many.
+    pub async fn set_user_active(
+        &self,
+        username: &str,
+        active: bool,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
+        let user: Option<i64> =
+            sqlx::query_scalar("UPDATE users SET is_active = ? WHERE username = ? RETURNING id")
+                .bind(active)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(user) = user else {
+            return Err(StoreError::NoSuchUser(username.to_owned()));
+        };
+        let ended = if active {
+            0
+        } else {
+            blacklist_outstanding(&mut tx, user, now).await?
+        };
+        tx.commit().await?;
+        Ok(ended)
     }
 
-    /// Replaces a user's password hash.
-    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
+    /// Replaces a user's password hash and blacklists every outstanding
+    /// token of the user that has not expired by `now`, in one
+    /// transaction: a new password ends the old sessions. Returns how many
+    /// tokens were blacklisted.
+    pub async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
+        let user: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
+        )
+        .bind(hash)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user) = user else {
+            return Err(StoreError::NoSuchUser(username.to_owned()));
+        };
+        let ended = blacklist_outstanding(&mut tx, user, now).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// Replaces a user's hash of the same password by one of another cost;
+    /// sessions go on. Changes nothing if the hash is no longer `old` (the
+    /// password was changed meanwhile).
+    pub async fn upgrade_password_hash(
+        &self,
+        user_id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
-            .bind(hash)
-            .bind(username)
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
+            .bind(new)
+            .bind(user_id)
+            .bind(old)
             .execute(&self.pool)
             .await?;
-        found(done.rows_affected(), username)
+        Ok(())
     }
-}
-
-fn found(rows: u64, username: &str) -> Result<(), StoreError> {
-    if rows == 0 {
-        return Err(StoreError::NoSuchUser(username.to_owned()));
-    }
-    Ok(())
 }
 
 fn user_from_row(row: SqliteRow) -> Result<User, StoreError> {

@@ -229,6 +229,7 @@ mod tests {
         rotate: true,
         blacklist_after_rotation: true,
         reuse_grace: 0,
+        family_lifetime: 0,
     };
 
     fn job(jti: &str, new: &str, policy: RefreshPolicy) -> RefreshJob {

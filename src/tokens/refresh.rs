@@ -23,6 +23,8 @@ pub struct TokenRecord {
     pub blacklisted: bool,
     /// Its family was revoked (reuse detected).
     pub family_revoked: bool,
+    /// When its family began: the login (refresh tokens only).
+    pub family_created_at: Option<UnixTime>,
     /// When a refresh replaced it.
     pub rotated_at: Option<UnixTime>,
     /// The token that replaced it.
@@ -45,6 +47,8 @@ pub struct RefreshPolicy {
     pub blacklist_after_rotation: bool,
     /// Seconds during which a rotated-away token counts as a retry.
     pub reuse_grace: i64,
+    /// Seconds after its login at which a family stops refreshing; 0: never.
+    pub family_lifetime: i64,
 }
 
 impl RefreshPolicy {
@@ -54,6 +58,7 @@ impl RefreshPolicy {
             rotate: config.rotate_refresh_tokens,
             blacklist_after_rotation: config.blacklist_after_rotation,
             reuse_grace: seconds(config.refresh_reuse_grace),
+            family_lifetime: seconds(config.refresh_family_lifetime),
         }
     }
 }
@@ -87,6 +92,11 @@ pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolic
     if record.family_revoked {
         return Decision::Refuse(TokenError::Blacklisted);
     }
+    if let (Some(began), true) = (record.family_created_at, policy.family_lifetime > 0)
+        && now >= began + policy.family_lifetime
+    {
+        return Decision::Refuse(TokenError::Expired);
+    }
     if let (Some(rotated_at), true) = (record.rotated_at, policy.blacklist_after_rotation) {
         if policy.reuse_grace > 0 && now - rotated_at <= policy.reuse_grace {
             return Decision::Retry {
@@ -116,6 +126,7 @@ pub(super) mod tests {
         rotate: true,
         blacklist_after_rotation: true,
         reuse_grace: 0,
+        family_lifetime: 0,
     };
 
     /// A recorded, unused token of user 1 in `family`.
@@ -125,6 +136,7 @@ pub(super) mod tests {
             family_id: Some(family.into()),
             blacklisted: false,
             family_revoked: false,
+            family_created_at: Some(50),
             rotated_at: None,
             replaced_by: None,
         }
@@ -193,6 +205,24 @@ pub(super) mod tests {
             ..rotated_at(100)
         };
         assert_eq!(decide(Some(&record), 5_000, &lenient), Decision::Rotate);
+    }
+
+    #[test]
+    fn a_family_past_its_lifetime_is_expired_however_recently_rotated() {
+        let bounded = RefreshPolicy {
+            family_lifetime: 1_000,
+            ..STRICT
+        };
+        assert_eq!(decide(Some(&fresh()), 1_049, &bounded), Decision::Rotate);
+        assert_eq!(
+            decide(Some(&fresh()), 1_050, &bounded),
+            Decision::Refuse(TokenError::Expired)
+        );
+        assert_eq!(
+            decide(Some(&fresh()), 1_050, &STRICT),
+            Decision::Rotate,
+            "0 turns the lifetime off"
+        );
     }
 
     #[test]

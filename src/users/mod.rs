@@ -4,10 +4,12 @@
 mod cache;
 mod password;
 mod throttle;
+mod username;
 
 pub use cache::AccountCache;
 pub use password::{HashCost, Password, PasswordHasher};
-pub use throttle::{LoginThrottle, Throttled};
+pub use throttle::{LoginThrottle, ThrottleLimits, Throttled};
+pub use username::{BadUsername, ForLog, normalize_username};
 
 use crate::clock::UnixTime;
 use crate::store::{Store, StoreError};
@@ -50,24 +52,11 @@ pub struct Account {
     pub is_active: bool,
 }
 
-/// Why a username is refused.
-#[derive(Debug, thiserror::Error)]
-#[error("username must be 1 to 150 characters: letters, digits and @ . + - _")]
-pub struct BadUsername;
-
-/// Checks a username against Django's default rules (150 characters of
-/// letters, digits and `@.+-_`).
-pub fn check_username(name: &str) -> Result<(), BadUsername> {
-    let allowed = |c: char| c.is_alphanumeric() || "@.+-_".contains(c);
-    if name.is_empty() || name.chars().count() > 150 || !name.chars().all(allowed) {
-        return Err(BadUsername);
-    }
-    Ok(())
-}
-
 /// Returns the active user whose password matches, or `None`. An unknown
 /// username is checked against a dummy hash so that it takes as long as a
-/// wrong password.
+/// wrong password. A match whose hash was made with another cost than the
+/// configured one is re-hashed at the configured cost, so that every
+/// user's password ends up costing the same to check.
 pub async fn authenticate(
     store: &Store,
     hasher: &PasswordHasher,
@@ -76,6 +65,30 @@ pub async fn authenticate(
 ) -> Result<Option<User>, StoreError> {
     let user = store.user_by_name(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let outdated = hash.as_deref().is_some_and(|hash| !hasher.is_current(hash));
+    let kept = outdated.then(|| password.clone());
     let matches = hasher.verify(password, hash).await;
-    Ok(user.filter(|user| matches && user.is_active))
+    let Some(user) = user.filter(|user| matches && user.is_active) else {
+        return Ok(None);
+    };
+    if let Some(password) = kept {
+        rehash(store, hasher, &user, &password).await;
+    }
+    Ok(Some(user))
+}
+
+/// Replaces `user`'s hash with one at the configured cost. A failure only
+/// leaves the old hash in place: the login goes ahead.
+async fn rehash(store: &Store, hasher: &PasswordHasher, user: &User, password: &Password) {
+    let rehashed = match hasher.hash(password).await {
+        Ok(hash) => store
+            .upgrade_password_hash(user.id, &user.password_hash, &hash)
+            .await
+            .map_err(|err| err.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    match rehashed {
+        Ok(()) => tracing::info!(event = "password_rehashed", user_id = user.id),
+        Err(reason) => tracing::warn!(user_id = user.id, %reason, "could not re-hash a password"),
+    }
 }

@@ -111,6 +111,22 @@ impl PasswordHasher {
         hash_blocking(&self.slots, &self.params, password).await
     }
 
+    /// Whether `phc` was made with this hasher's algorithm, version and
+    /// cost; when not, checking it costs another time than usual.
+    pub fn is_current(&self, phc: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&hash) else {
+            return false;
+        };
+        Algorithm::try_from(hash.algorithm.as_str()) == Ok(Algorithm::Argon2id)
+            && hash.version.map(Version::try_from) == Some(Ok(Version::V0x13))
+            && params.m_cost() == self.params.m_cost()
+            && params.t_cost() == self.params.t_cost()
+            && params.p_cost() == self.params.p_cost()
+    }
+
     /// Whether `password` matches `hash`; with no hash (unknown user), it
     /// checks against the dummy hash and answers `false`.
     pub async fn verify(&self, password: Password, hash: Option<String>) -> bool {
@@ -214,6 +230,33 @@ mod tests {
             !hasher.verify(Password::new("pw".into()), None).await,
             "unknown users never match"
         );
+    }
+
+    #[tokio::test]
+    async fn only_hashes_of_the_configured_cost_are_current() {
+        let cost = HashCost {
+            memory_kib: 1_024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let hasher = PasswordHasher::with_cost(cost).await;
+        let current = hasher.hash(&Password::new("pw".into())).await.unwrap();
+        assert!(hasher.is_current(&current), "{current}");
+        let older = PasswordHasher::with_cost(HashCost {
+            iterations: 2,
+            ..cost
+        })
+        .await
+        .hash(&Password::new("pw".into()))
+        .await
+        .unwrap();
+        assert!(!hasher.is_current(&older), "{older}");
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, cost.params().unwrap())
+            .hash_password(b"pw")
+            .unwrap()
+            .to_string();
+        assert!(!hasher.is_current(&argon2i), "{argon2i}");
+        assert!(!hasher.is_current("not a hash"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -32,11 +32,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
         let verifier = Arc::<Verifier>::from_ref(state);
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(AuthError::NotAuthenticated)?;
-        let token = bearer_token(header.as_bytes(), verifier.auth_header_types())?;
+        let token = bearer_token(&parts.headers, verifier.auth_header_types())?;
         let claims = verifier.verify(token).await.map_err(AuthError::Token)?;
         let claims = serde_json::from_value(Value::Object(claims))
             .map_err(|_| AuthError::Token(TokenError::Invalid(Invalid::BadClaim)))?;
@@ -91,11 +87,19 @@ impl IntoResponse for AuthError {
     }
 }
 
-/// The token of an `Authorization` header `<type> <token>`, split on
-/// whitespace like simplejwt. Another scheme counts as no credentials; the
-/// right scheme with other than exactly one token is malformed.
-pub fn bearer_token<'a>(header: &'a [u8], types: &[String]) -> Result<&'a str, AuthError> {
+/// The token of the `Authorization` header `<type> <token>`, split on
+/// whitespace like simplejwt. No header or another scheme counts as no
+/// credentials; the right scheme with other than exactly one token, or
+/// more than one `Authorization` header (which one would a proxy have
+/// checked?), is malformed.
+pub fn bearer_token<'a>(headers: &'a HeaderMap, types: &[String]) -> Result<&'a str, AuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let header = values.next().ok_or(AuthError::NotAuthenticated)?;
+    if values.next().is_some() {
+        return Err(AuthError::BadHeader);
+    }
     let mut parts = header
+        .as_bytes()
         .split(u8::is_ascii_whitespace)
         .filter(|part| !part.is_empty());
     let scheme = parts.next().ok_or(AuthError::NotAuthenticated)?;
@@ -113,8 +117,12 @@ pub fn bearer_token<'a>(header: &'a [u8], types: &[String]) -> Result<&'a str, A
 mod tests {
     use super::*;
 
-    fn bearer(header: &str) -> Result<&str, AuthError> {
-        bearer_token(header.as_bytes(), &["Bearer".to_owned()])
+    fn bearer(header: &str) -> Result<String, AuthError> {
+        let mut headers = HeaderMap::new();
+        if !header.is_empty() {
+            headers.insert(header::AUTHORIZATION, header.parse().unwrap());
+        }
+        bearer_token(&headers, &["Bearer".to_owned()]).map(str::to_owned)
     }
 
     #[test]
@@ -125,5 +133,16 @@ mod tests {
         assert_eq!(bearer("Basic abc"), Err(AuthError::NotAuthenticated));
         assert_eq!(bearer("Bearer"), Err(AuthError::BadHeader));
         assert_eq!(bearer("Bearer a b"), Err(AuthError::BadHeader));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_malformed() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::AUTHORIZATION, "Bearer a".parse().unwrap());
+        headers.append(header::AUTHORIZATION, "Bearer b".parse().unwrap());
+        assert_eq!(
+            bearer_token(&headers, &["Bearer".to_owned()]),
+            Err(AuthError::BadHeader)
+        );
     }
 }

@@ -458,3 +458,53 @@ fn serve_refuses_a_different_master_key() {
     let after = keys_json(d);
     assert_eq!(before, after, "no key was created or changed");
 }
+
+#[test]
+fn a_closed_standard_output_ends_a_command_quietly() {
+    let dir = tempdir();
+    let d = dir.path();
+    for name in ["alice", "bob"] {
+        jwtd(d, &["users", "add", name, "--password-stdin"], Some("pw\n")).ok();
+    }
+    // The reading end is closed before jwtd writes: every write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = crate::process::jwtd_command(d, ["users", "list"]);
+    let output = command
+        .env("RUST_BACKTRACE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn keys_rotate_promotes_the_published_next_key_whatever_its_algorithm() {
+    let dir = tempdir();
+    let d = dir.path();
+    Server::start(d, &[("JWTD_ALGORITHM", "ES256")]).stop();
+    let next_of = |keys: &[Value]| {
+        keys.iter()
+            .find(|key| key["state"] == "next")
+            .map(|key| (key["kid"].clone(), key["alg"].clone()))
+            .expect("a next key")
+    };
+    let (next, alg) = next_of(&keys_json(d));
+    assert_eq!(alg, "ES256");
+    // Run without JWTD_ALGORITHM: its configuration says RS256.
+    jwtd(d, &["keys", "rotate"], None).ok();
+    assert_eq!(
+        next_of(&keys_json(d)),
+        (next.clone(), alg.clone()),
+        "the published next key is kept"
+    );
+    jwtd(d, &["keys", "rotate", "--now"], None).ok();
+    let keys = keys_json(d);
+    let active = keys.iter().find(|key| key["state"] == "active").unwrap();
+    assert_eq!(active["kid"], next, "the next key took over");
+    assert_eq!(next_of(&keys).1, "ES256", "its successor has its algorithm");
+}

@@ -599,12 +599,21 @@ async fn leeway_moves_expiry_by_exactly_its_length() {
 }
 
 #[tokio::test]
-async fn refresh_for_a_user_disabled_after_login_is_refused() {
+async fn refresh_for_a_user_made_inactive_after_login_is_refused() {
     let app = spawn_app().await;
     app.add_user("alice", "pw").await;
     let pair = app.login_ok("alice", "pw").await;
 
-    set_active(&app, "alice", false).await;
+    // Made inactive behind jwtd's back: the token is not blacklisted, the
+    // account check refuses it.
+    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET is_active = 0 WHERE username = 'alice'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
     let response = app.refresh(&pair.refresh).await;
     expect_401(
         response,
@@ -615,7 +624,14 @@ async fn refresh_for_a_user_disabled_after_login_is_refused() {
     expect_401(app.login("alice", "pw").await, bad_credentials()).await;
 
     set_active(&app, "alice", true).await;
-    expect_json(app.refresh(&pair.refresh).await, StatusCode::OK).await;
+    let pair = app.login_ok("alice", "pw").await;
+    let rotated = expect_json(app.refresh(&pair.refresh).await, StatusCode::OK).await;
+    let current = rotated["refresh"].as_str().unwrap();
+    // Disabled through jwtd, the user's sessions end for good.
+    set_active(&app, "alice", false).await;
+    set_active(&app, "alice", true).await;
+    let response = app.refresh(current).await;
+    expect_401(response, token_not_valid("Token is blacklisted")).await;
 }
 
 #[tokio::test]
@@ -1040,7 +1056,14 @@ async fn set_active(app: &TestApp, username: &str, active: bool) {
     let store = jwtd::store::Store::open(&app.database_path())
         .await
         .unwrap();
-    store.set_user_active(username, active).await.unwrap();
+    store
+        .set_user_active(
+            username,
+            active,
+            jwtd::clock::Clock::now(app.clock.as_ref()),
+        )
+        .await
+        .unwrap();
     store.close().await;
 }
 

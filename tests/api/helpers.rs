@@ -16,6 +16,8 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::process::{Run, jwtd_with};
+
 /// An access and a refresh token.
 #[derive(Debug, Clone)]
 pub struct Pair {
@@ -214,6 +216,30 @@ impl TestApp {
     /// `GET /.well-known/jwks.json`, as JSON; panics unless 200.
     pub async fn jwks(&self) -> Value {
         expect_json(self.get("/.well-known/jwks.json").await, StatusCode::OK).await
+    }
+
+    /// Runs `jwtd ARGS` against this server's database and master key,
+    /// from a fresh temporary directory, off the async runtime.
+    pub async fn jwtd(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let database_url = self.config.database_url.clone();
+        let master_key = self.dir.path().join("master.key").display().to_string();
+        let args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
+        let stdin = stdin.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let cwd = tempfile::tempdir().expect("temporary directory");
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            jwtd_with(
+                cwd.path(),
+                &args,
+                &[
+                    ("JWTD_DATABASE_URL", &database_url),
+                    ("JWTD_MASTER_KEY_FILE", &master_key),
+                ],
+                stdin.as_deref(),
+            )
+        })
+        .await
+        .expect("the jwtd runner")
     }
 
     /// The database file.

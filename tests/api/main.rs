@@ -1,6 +1,7 @@
 //! Integration tests: each starts a real jwtd on 127.0.0.1:0 with its own
 //! SQLite file and a manual clock, and talks to it over HTTP.
 
+mod accounts;
 mod audit;
 mod cli;
 mod crypto;

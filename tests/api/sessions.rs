@@ -21,7 +21,7 @@ use tokio::sync::{Barrier, Notify};
 use tokio::task::JoinSet;
 
 use crate::helpers::{Pair, TestApp, claims_of, expect_json, spawn_app, spawn_app_with};
-use crate::process::{Run, Server, jwtd_with};
+use crate::process::{Server, jwtd_with};
 
 const PASSWORD: &str = "correct horse";
 const BLACKLISTED: &str = "Token is blacklisted";
@@ -151,11 +151,6 @@ async fn assert_not_an_access_token(response: Response, message: &str) {
         }),
     )
     .await;
-}
-
-/// The 401 body of a refresh for an inactive or deleted user.
-fn no_active_account_for_token() -> Value {
-    json!({"detail": "No active account found for the given token."})
 }
 
 /// Asserts 200 `{}`.
@@ -306,29 +301,6 @@ async fn wait_until_flushed(pool: &SqlitePool, jti: &str) {
 }
 
 // --- running the jwtd binary ---------------------------------------------------
-
-/// Runs `jwtd ARGS` against a running [`TestApp`]'s database and master key,
-/// from a fresh temporary directory, off the async runtime.
-async fn jwtd_for_app(app: &TestApp, args: &[&str]) -> Run {
-    let database_url = app.config.database_url.clone();
-    let master_key = app.dir.path().join("master.key").display().to_string();
-    let args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let cwd = tempfile::tempdir().expect("temporary directory");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        jwtd_with(
-            cwd.path(),
-            &args,
-            &[
-                ("JWTD_DATABASE_URL", &database_url),
-                ("JWTD_MASTER_KEY_FILE", &master_key),
-            ],
-            None,
-        )
-    })
-    .await
-    .expect("the jwtd runner")
-}
 
 // --- 1. outstanding tokens ------------------------------------------------------
 
@@ -823,21 +795,17 @@ async fn logout_all_from_the_cli_against_a_running_server() {
     let app = spawn_app().await;
     let sessions = open_sessions(&app).await;
 
-    let run = jwtd_for_app(&app, &["users", "logout-all", "alice"])
-        .await
-        .ok();
+    let run = app.jwtd(&["users", "logout-all", "alice"], None).await.ok();
     // Three refresh tokens (the rotated-away one was already blacklisted)
     // and two sliding tokens.
     assert_eq!(numbers_in(&run.stdout), [5], "stdout: {}", run.stdout);
     assert_alice_logged_out_everywhere(&app, &sessions).await;
 
-    let again = jwtd_for_app(&app, &["users", "logout-all", "bob"])
-        .await
-        .ok();
+    let again = app.jwtd(&["users", "logout-all", "bob"], None).await.ok();
     // Bob's rotated token and his sliding token (refreshed, same jti).
     assert_eq!(numbers_in(&again.stdout), [2], "stdout: {}", again.stdout);
 
-    jwtd_for_app(&app, &["users", "logout-all", "ghost"])
+    app.jwtd(&["users", "logout-all", "ghost"], None)
         .await
         .one_line_error(&["ghost"]);
 }
@@ -855,41 +823,34 @@ async fn a_disabled_users_refresh_and_sliding_tokens_are_refused() {
     let bob_sliding = sliding_ok(&app, "bob").await;
 
     let store = Store::open(&app.database_path()).await.unwrap();
-    store.set_user_active("alice", false).await.unwrap();
-    assert_401(
-        app.refresh(&alice.refresh).await,
-        no_active_account_for_token(),
-    )
-    .await;
-    assert_401(
-        sliding_refresh(&app, &alice_sliding).await,
-        no_active_account_for_token(),
-    )
-    .await;
+    store
+        .set_user_active("alice", false, app.clock.now())
+        .await
+        .unwrap();
+    // Disabling a user ends its sessions: its tokens are blacklisted.
+    assert_token_error(app.refresh(&alice.refresh).await, BLACKLISTED).await;
+    assert_token_error(sliding_refresh(&app, &alice_sliding).await, BLACKLISTED).await;
     assert_401(
         app.login("alice", PASSWORD).await,
         json!({"detail": "No active account found with the given credentials"}),
     )
     .await;
 
-    // A refused refresh changed nothing: enabled again, the same tokens work.
-    store.set_user_active("alice", true).await.unwrap();
+    // Enabled again, the old tokens stay refused; a new login works.
+    store
+        .set_user_active("alice", true, app.clock.now())
+        .await
+        .unwrap();
     store.close().await;
-    rotate(&app, &alice.refresh).await;
-    expect_json(sliding_refresh(&app, &alice_sliding).await, StatusCode::OK).await;
+    assert_token_error(app.refresh(&alice.refresh).await, BLACKLISTED).await;
+    assert_token_error(sliding_refresh(&app, &alice_sliding).await, BLACKLISTED).await;
+    let again = login(&app, "alice").await;
+    rotate(&app, &again.refresh).await;
 
     // `jwtd users disable` does the same to a running server.
-    jwtd_for_app(&app, &["users", "disable", "bob"]).await.ok();
-    assert_401(
-        app.refresh(&bob.refresh).await,
-        no_active_account_for_token(),
-    )
-    .await;
-    assert_401(
-        sliding_refresh(&app, &bob_sliding).await,
-        no_active_account_for_token(),
-    )
-    .await;
+    app.jwtd(&["users", "disable", "bob"], None).await.ok();
+    assert_token_error(app.refresh(&bob.refresh).await, BLACKLISTED).await;
+    assert_token_error(sliding_refresh(&app, &bob_sliding).await, BLACKLISTED).await;
 }
 
 // --- 7. sliding tokens --------------------------------------------------------------------
@@ -1128,7 +1089,7 @@ async fn flush_expired_cli_deletes_expired_records_and_their_blacklist_entries()
         4
     );
 
-    let run = jwtd_for_app(&app, &["flush-expired"]).await.ok();
+    let run = app.jwtd(&["flush-expired"], None).await.ok();
     assert_eq!(numbers_in(&run.stdout), [5], "stdout: {}", run.stdout);
 
     for token in expired {
@@ -1156,7 +1117,7 @@ async fn flush_expired_cli_deletes_expired_records_and_their_blacklist_entries()
     expect_json(sliding_refresh(&app, &kept).await, StatusCode::OK).await;
     assert_token_error(sliding_refresh(&app, &kept_blacklisted).await, BLACKLISTED).await;
 
-    let again = jwtd_for_app(&app, &["flush-expired"]).await.ok();
+    let again = app.jwtd(&["flush-expired"], None).await.ok();
     assert_eq!(numbers_in(&again.stdout), [0], "stdout: {}", again.stdout);
 }
 
