@@ -41,7 +41,7 @@ trap cleanup EXIT
 # The throttle must not stop the flood before it has filled the counters:
 # the per-address limit is off, per user and per account stay on.
 (cd "$work" && JWTD_BIND=127.0.0.1:0 JWTD_LOGIN_FAILURES_PER_ADDRESS=0 \
-  "$root/target/release/jwtd" serve 2>"$work/serve.log") &
+  exec "$root/target/release/jwtd" serve 2>"$work/serve.log") &
 pid=$!
 addr=""
 for _ in $(seq 1 200); do
