@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh: jwtd under load against the raw crypto ceiling (issue 6).
+# bench/run.sh: jwtd under load against the raw crypto ceiling, checked against the targets.
 #
 #   bench/run.sh                  full run: RS256 and ES256, c=16 and c=64, 10 s per run (~10 min)
 #   QUICK=1 bench/run.sh          3 s per run (login 10 s), c=64 only (~3 min after the build)
@@ -18,7 +18,8 @@
 #     on every endpoint at each concurrency; the server's peak RSS per run
 #     comes from VmHWM (reset before each run through /proc/PID/clear_refs)
 #     and its CPU time from /proc/PID/stat; stops the server by its PID;
-#  4. prints one markdown table and writes it to bench/results.md.
+#  4. prints one markdown table, each figure checked against its target (bench/README.md),
+#     and writes it to bench/results.md.
 #
 # Settings (environment):
 #   BENCH_SECONDS      seconds per wrk run (default 10; 3 with QUICK=1)

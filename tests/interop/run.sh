@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interoperability with clients nobody here wrote (issue 5).
+# Interoperability with clients nobody here wrote.
 #
 # Builds jwtd and examples/partner, then for RS256 and for ES256: starts a
 # real `jwtd serve` in a temporary directory on a loopback port, adds a user

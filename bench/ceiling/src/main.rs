@@ -11,7 +11,7 @@
 //!     and, per N, a file DIR/refresh_<i>.txt of N refresh tokens, each from
 //!     its own login (jwtd's `Sessions::login`, without the password hash).
 //! jwtd-bench report --ceilings FILE --runs FILE
-//!     the markdown table (and the targets of issue 6) from run.sh's TSV.
+//!     the markdown table (and the targets) from run.sh's TSV.
 //! jwtd-bench free-port
 //!     a free TCP port on 127.0.0.1.
 //! ```
@@ -546,7 +546,7 @@ fn report(args: &[String]) -> Result<(), Error> {
     let mut out = String::new();
     writeln!(
         out,
-        "| endpoint | alg | c | req/s | p50 ms | p99 ms | non-2xx | peak RSS MiB | server CPU ms/req (cores busy) | ratio to its ceiling | target (issue 6) |"
+        "| endpoint | alg | c | req/s | p50 ms | p99 ms | non-2xx | peak RSS MiB | server CPU ms/req (cores busy) | ratio to its ceiling | target |"
     )?;
     writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     // (description, figure, met) for the checklist.
@@ -738,7 +738,7 @@ fn report(args: &[String]) -> Result<(), Error> {
     writeln!(out, "- {argon_label}: {}/s", human(ceil("argon2id")))?;
     writeln!(out)?;
     let met = checks.iter().filter(|c| c.1).count();
-    writeln!(out, "Targets of issue 6: {met} of {} met.", checks.len())?;
+    writeln!(out, "Targets: {met} of {} met.", checks.len())?;
     writeln!(out)?;
     for (text, ok) in &checks {
         writeln!(out, "- [{}] {text}", if *ok { "x" } else { " " })?;
