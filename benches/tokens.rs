@@ -28,10 +28,12 @@ use criterion::{Criterion, criterion_group};
 use jwtd::clock::{Clock, SystemClock, UnixTime};
 use jwtd::config::Config;
 use jwtd::keys::material;
-use jwtd::keys::ring::StoredKey;
 use jwtd::keys::schedule::RotationPolicy;
-use jwtd::keys::{Algorithm, KeySet, KeyState, MasterKey};
+use jwtd::keys::{KeySet, MasterKey};
+use jwtd::store::KeyState;
+use jwtd::store::StoredKey;
 use jwtd::tokens::{Expect, TokenService, TokenType};
+use jwtd::verifier::Algorithm;
 
 /// Distinct tokens for the not-seen-lately figure: more than the 4096
 /// `verify_cached` keeps, so each is gone before its turn comes again.

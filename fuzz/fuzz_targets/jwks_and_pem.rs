@@ -16,7 +16,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jwtd::keys::PublicJwk;
+use jwtd::verifier::PublicJwk;
 use jwtd::keys::material::generate;
 use jwtd::verifier::{Algorithm, JwkSet, PublicKey};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};

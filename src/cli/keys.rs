@@ -9,10 +9,10 @@ use serde_json::json;
 use crate::clock::{Clock, SystemClock, UnixTime, format_rfc3339};
 use crate::config::Config;
 use crate::keys::lifecycle::{self, KeyMaking};
-use crate::keys::ring::StoredKey;
 use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeySet, MasterKey};
 use crate::store::Store;
+use crate::store::StoredKey;
 
 /// Key management.
 #[derive(Debug, Subcommand)]

@@ -6,8 +6,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::clock::{Clock, SystemClock, format_rfc3339};
+use crate::config::HashCost;
 use crate::store::Store;
-use crate::users::{ForLog, HashCost, Password, PasswordHasher, normalize_username};
+use crate::users::{ForLog, Password, PasswordHasher, normalize_username};
 
 /// User management.
 #[derive(Debug, Subcommand)]

@@ -7,8 +7,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
+use crate::store::Account;
 use crate::tokens::{Claims, Expect, TokenType};
-use crate::users::Account;
 use crate::verifier::{AuthError, bearer_token};
 
 /// The user an access token authenticates, with the token's claims.

@@ -8,7 +8,7 @@
 //!   leave behind, rather than a timer armed per request (which costs a
 //!   trip through tokio's timer wheel on every request);
 //! - a body must arrive within the request timeout of its head (enforced
-//!   where the body is read, [`super::body`], through [`Arrival`]);
+//!   where the body is read, through [`Arrival`]);
 //! - when the process runs out of file descriptors, the accept loop waits
 //!   for a connection to close instead of spinning, and keeps serving the
 //!   connections it has.

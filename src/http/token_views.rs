@@ -14,8 +14,9 @@ use super::body::{Fields, Trim};
 use super::{ApiError, AppState, Authenticated, ClientAddress};
 use crate::clock::UnixTime;
 use crate::keys::KeySet;
+use crate::store::User;
 use crate::tokens::{Claims, Expect, TokenType};
-use crate::users::{self, ForLog, Password, User};
+use crate::users::{self, ForLog, Password};
 
 /// `POST /api/token/`: username and password for an access and a refresh token.
 pub async fn obtain_pair(

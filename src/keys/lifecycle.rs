@@ -5,10 +5,10 @@
 //! never produce two active keys or skip a step.
 
 use super::material::{self, GeneratedKey};
-use super::ring::StoredKey;
 use super::schedule::{self, RotationPolicy, Step};
-use super::{KeyError, KeyState, MasterKey};
+use super::{KeyError, MasterKey};
 use crate::clock::{Clock, UnixTime};
+use crate::store::{KeyState, StoredKey};
 use crate::store::{KeyTransaction, Store, StoreError};
 
 /// At most this many rounds per run: the first start needs two (an active

@@ -8,7 +8,8 @@ use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use zeroize::Zeroizing;
 
-use super::{Algorithm, KeyError, PublicJwk};
+use super::KeyError;
+use crate::verifier::{Algorithm, PublicJwk};
 
 /// A newly generated key: its id, public JWK and PKCS#8 private key.
 pub struct GeneratedKey {

@@ -1,69 +1,21 @@
-//! Signing keys: generation ([`material`]), their public JWK form
-//! ([`jwk`]), encryption at rest ([`seal`]) and the in-memory key ring that
-//! signs and verifies with keys parsed once ([`ring`]).
+//! Signing keys: generation ([`material`]), encryption at rest
+//! ([`seal`]), the rotation schedule ([`schedule`]) carried out against the
+//! store ([`lifecycle`]), and the in-memory key ring that signs and
+//! verifies with keys parsed once ([`ring`]). Keys as stored are the
+//! store's [`StoredKey`](crate::store::StoredKey); their public JWK form is
+//! the verifier's [`PublicJwk`](crate::verifier::PublicJwk).
 
-pub mod jwk;
 pub mod lifecycle;
 pub mod material;
 pub mod ring;
 pub mod schedule;
 pub mod seal;
 
-use std::str::FromStr;
-
-pub use crate::verifier::Algorithm;
-pub use jwk::PublicJwk;
 pub use material::GeneratedKey;
 pub use ring::{KeyRing, KeySet, SigningKey};
 pub use seal::MasterKey;
 
-/// Where a key is in its life (SPEC §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyState {
-    /// Published, not yet signing.
-    Next,
-    /// Signing; exactly one at any instant.
-    Active,
-    /// Published, no longer signing, until its tokens have expired.
-    Retiring,
-    /// Unpublished; private key erased.
-    Retired,
-    /// Unpublished at once after a compromise; its tokens fail.
-    Revoked,
-}
-
-impl KeyState {
-    /// The name stored in the database and shown by the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Next => "next",
-            Self::Active => "active",
-            Self::Retiring => "retiring",
-            Self::Retired => "retired",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    /// Whether keys in this state appear in the JWKS and verify tokens.
-    pub fn is_published(self) -> bool {
-        matches!(self, Self::Next | Self::Active | Self::Retiring)
-    }
-}
-
-impl FromStr for KeyState {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "next" => Ok(Self::Next),
-            "active" => Ok(Self::Active),
-            "retiring" => Ok(Self::Retiring),
-            "retired" => Ok(Self::Retired),
-            "revoked" => Ok(Self::Revoked),
-            other => Err(format!("unknown key state `{other}`")),
-        }
-    }
-}
+use crate::verifier::Algorithm;
 
 /// What can go wrong with key material.
 #[derive(Debug, thiserror::Error)]

@@ -13,51 +13,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::schedule::{RotationPolicy, activation_time, next_published_change};
-use super::{Algorithm, KeyError, KeyState, MasterKey, PublicJwk};
+use super::{KeyError, MasterKey};
 use crate::clock::UnixTime;
-use crate::verifier::{KeyLookup, PublicKey};
-
-/// A key as stored: public half in the clear, private half sealed.
-#[derive(Clone)]
-pub struct StoredKey {
-    /// RFC 7638 thumbprint.
-    pub kid: String,
-    /// The only algorithm this key verifies and signs with.
-    pub alg: Algorithm,
-    /// Where it is in its life.
-    pub state: KeyState,
-    /// Public half.
-    pub public: PublicJwk,
-    /// Private half sealed under the master key; `None` once retired.
-    pub sealed_private: Option<Vec<u8>>,
-    /// When it was created and published.
-    pub created_at: UnixTime,
-    /// When it started signing.
-    pub activated_at: Option<UnixTime>,
-    /// When it stopped signing.
-    pub deactivated_at: Option<UnixTime>,
-    /// When it was unpublished after its tokens expired.
-    pub retired_at: Option<UnixTime>,
-    /// When it was revoked.
-    pub revoked_at: Option<UnixTime>,
-    /// Active key only: when `jwtd keys rotate` asked for an early rotation.
-    pub rotate_requested_at: Option<UnixTime>,
-}
-
-impl fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .field("state", &self.state)
-            .field("created_at", &self.created_at)
-            .field(
-                "sealed_private",
-                &self.sealed_private.as_ref().map(|_| "[redacted]"),
-            )
-            .finish_non_exhaustive()
-    }
-}
+use crate::store::{KeyState, StoredKey};
+use crate::verifier::{Algorithm, KeyLookup, PublicJwk, PublicKey};
 
 /// The key that signs new tokens, parsed once.
 pub struct SigningKey {

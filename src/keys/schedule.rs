@@ -6,10 +6,10 @@
 //! `retiring` (published until every token it signed has expired) →
 //! `retired` (unpublished, private key erased); or `revoked` at any time.
 
-use super::ring::StoredKey;
-use super::{Algorithm, KeyState};
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
+use crate::store::{KeyState, StoredKey};
+use crate::verifier::Algorithm;
 
 /// Seconds a retiring key stays published beyond its tokens' lifetime. A
 /// scheduled handover happens at the same instant in every process (see

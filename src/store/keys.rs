@@ -1,11 +1,104 @@
 //! Queries on the `signing_keys` table and its version counter.
 
+use std::fmt;
+use std::str::FromStr;
+
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{Store, StoreError, WriteTransaction};
 use crate::clock::UnixTime;
-use crate::keys::ring::StoredKey;
+use crate::verifier::{Algorithm, PublicJwk};
+
+/// A key as stored: public half in the clear, private half sealed.
+#[derive(Clone)]
+pub struct StoredKey {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// The only algorithm this key verifies and signs with.
+    pub alg: Algorithm,
+    /// Where it is in its life.
+    pub state: KeyState,
+    /// Public half.
+    pub public: PublicJwk,
+    /// Private half sealed under the master key; `None` once retired.
+    pub sealed_private: Option<Vec<u8>>,
+    /// When it was created and published.
+    pub created_at: UnixTime,
+    /// When it started signing.
+    pub activated_at: Option<UnixTime>,
+    /// When it stopped signing.
+    pub deactivated_at: Option<UnixTime>,
+    /// When it was unpublished after its tokens expired.
+    pub retired_at: Option<UnixTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<UnixTime>,
+    /// Active key only: when `jwtd keys rotate` asked for an early rotation.
+    pub rotate_requested_at: Option<UnixTime>,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field(
+                "sealed_private",
+                &self.sealed_private.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a key is in its life (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Next,
+    /// Signing; exactly one at any instant.
+    Active,
+    /// Published, no longer signing, until its tokens have expired.
+    Retiring,
+    /// Unpublished; private key erased.
+    Retired,
+    /// Unpublished at once after a compromise; its tokens fail.
+    Revoked,
+}
+
+impl KeyState {
+    /// The name stored in the database and shown by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Whether keys in this state appear in the JWKS and verify tokens.
+    pub fn is_published(self) -> bool {
+        matches!(self, Self::Next | Self::Active | Self::Retiring)
+    }
+}
+
+impl FromStr for KeyState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "next" => Ok(Self::Next),
+            "active" => Ok(Self::Active),
+            "retiring" => Ok(Self::Retiring),
+            "retired" => Ok(Self::Retired),
+            "revoked" => Ok(Self::Revoked),
+            other => Err(format!("unknown key state `{other}`")),
+        }
+    }
+}
 
 const KEY_COLUMNS_SQL: &str = "SELECT kid, alg, state, public_jwk, sealed_private, created_at, \
      activated_at, deactivated_at, retired_at, revoked_at, rotate_requested_at \

@@ -5,8 +5,12 @@ mod keys;
 mod tokens;
 mod users;
 
-pub use keys::KeyTransaction;
-pub use tokens::{BatchRead, BatchWrites, NewToken, RefreshBatch, RefreshConnection, RotatedToken};
+pub use keys::{KeyState, KeyTransaction, StoredKey};
+pub use tokens::{
+    BatchRead, BatchWrites, NewToken, RecordedType, RefreshBatch, RefreshConnection, RotatedToken,
+    TokenRecord,
+};
+pub use users::{Account, User};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -50,6 +54,9 @@ pub enum StoreError {
     /// A row that does not decode into its domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The store was shut down while a write waited for it.
+    #[error("the store is closed")]
+    Closed,
     /// The database stayed locked by another writer, or every connection
     /// stayed busy, past the wait allowed: worth retrying shortly.
     #[error("database busy: {0}")]

@@ -12,7 +12,6 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::{Store, StoreError, WriteTransaction};
 use crate::clock::UnixTime;
-use crate::tokens::{TokenRecord, TokenType};
 
 /// What is recorded of tokens: add a `WHERE` on `o.jti`.
 macro_rules! record_sql {
@@ -45,6 +44,51 @@ macro_rules! insert_outstanding_sql {
     };
 }
 
+/// What the store records of an issued refresh or sliding token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The user it was issued to.
+    pub user_id: i64,
+    /// The login it belongs to (refresh tokens only).
+    pub family_id: Option<String>,
+    /// On the blacklist.
+    pub blacklisted: bool,
+    /// Its family was revoked (reuse detected).
+    pub family_revoked: bool,
+    /// When its family began: the login (refresh tokens only).
+    pub family_created_at: Option<UnixTime>,
+    /// When a refresh replaced it.
+    pub rotated_at: Option<UnixTime>,
+    /// The token that replaced it.
+    pub replaced_by: Option<String>,
+}
+
+impl TokenRecord {
+    /// Whether the token may no longer be used at all.
+    pub fn is_blacklisted(&self) -> bool {
+        self.blacklisted || self.family_revoked
+    }
+}
+
+/// The kinds of token the store records as outstanding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedType {
+    /// A refresh token, in a family.
+    Refresh,
+    /// A sliding token.
+    Sliding,
+}
+
+impl RecordedType {
+    /// The name stored in `outstanding_tokens.token_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refresh => "refresh",
+            Self::Sliding => "sliding",
+        }
+    }
+}
+
 /// A token to record as outstanding.
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
@@ -53,7 +97,7 @@ pub struct NewToken<'a> {
     /// Its user.
     pub user_id: i64,
     /// `refresh` or `sliding`.
-    pub token_type: TokenType,
+    pub token_type: RecordedType,
     /// Its family (refresh tokens).
     pub family_id: Option<&'a str>,
     /// When it stops being usable: `exp`, or `refresh_exp` for sliding tokens.
@@ -282,7 +326,7 @@ impl RefreshBatch<'_> {
                 json!({
                     "jti": token.jti,
                     "user_id": token.user_id,
-                    "token_type": TokenType::Refresh.as_str(),
+                    "token_type": RecordedType::Refresh.as_str(),
                     "family_id": token.family_id,
                     "expires_at": token.expires_at,
                 })
@@ -393,7 +437,7 @@ mod tests {
         NewToken {
             jti,
             user_id: 1,
-            token_type: TokenType::Refresh,
+            token_type: RecordedType::Refresh,
             family_id: None,
             expires_at: 2_000,
         }
@@ -430,7 +474,7 @@ mod tests {
                 .record_login("fc", &with_family("fc", "t2"), 100, false)
                 .await?;
             let sliding = NewToken {
-                token_type: TokenType::Sliding,
+                token_type: RecordedType::Sliding,
                 ..refresh_token("t3")
             };
             store.record_sliding(&sliding, 100, false).await

@@ -6,7 +6,44 @@ use sqlx::sqlite::SqliteRow;
 use super::tokens::blacklist_outstanding;
 use super::{Store, StoreError, WriteTransaction, flag};
 use crate::clock::UnixTime;
-use crate::users::{Account, User};
+
+/// A user as stored.
+#[derive(Clone)]
+pub struct User {
+    /// Database id; appears in tokens as a string.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Inactive users cannot log in or refresh.
+    pub is_active: bool,
+    /// When the user was added.
+    pub date_joined: UnixTime,
+    /// Last successful login, when `update_last_login` is on.
+    pub last_login: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What requests need of the user a token names (no password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Database id; appears in tokens as a string.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Inactive users are refused.
+    pub is_active: bool,
+}
 
 impl Store {
     /// Adds a user; fails with [`StoreError::UsernameTaken`] if the name is used.

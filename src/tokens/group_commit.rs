@@ -18,9 +18,10 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::refresh::{self, Decision, RefreshPolicy, TokenRecord};
+use super::refresh::{self, Decision, RefreshPolicy};
 use super::{SessionError, TokenError};
 use crate::clock::UnixTime;
+use crate::store::TokenRecord;
 use crate::store::{BatchWrites, RefreshConnection, RotatedToken, Store, StoreError};
 
 /// Most refreshes written in one transaction (which holds SQLite's write
@@ -72,7 +73,7 @@ impl RefreshWriter {
     /// Applies `job` and waits until it is durable (or refused).
     pub async fn apply(&self, job: RefreshJob) -> Result<(), SessionError> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || SessionError::Store(StoreError::Query(sqlx::Error::PoolClosed));
+        let stopped = || SessionError::Store(StoreError::Closed);
         self.jobs.send((job, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }

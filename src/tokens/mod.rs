@@ -17,7 +17,6 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 pub use crate::verifier::{Invalid, KeyLookup, MAX_TOKEN_BYTES, TokenError};
 pub use claims::{Claims, TokenRules};
 pub use group_commit::RefreshWriter;
-pub use refresh::TokenRecord;
 pub use sessions::{Refreshed, SessionError, Sessions};
 
 use crate::clock::{UnixTime, seconds};

@@ -11,32 +11,7 @@
 use super::{Invalid, TokenError};
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
-
-/// What the store records of an issued refresh or sliding token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// The user it was issued to.
-    pub user_id: i64,
-    /// The login it belongs to (refresh tokens only).
-    pub family_id: Option<String>,
-    /// On the blacklist.
-    pub blacklisted: bool,
-    /// Its family was revoked (reuse detected).
-    pub family_revoked: bool,
-    /// When its family began: the login (refresh tokens only).
-    pub family_created_at: Option<UnixTime>,
-    /// When a refresh replaced it.
-    pub rotated_at: Option<UnixTime>,
-    /// The token that replaced it.
-    pub replaced_by: Option<String>,
-}
-
-impl TokenRecord {
-    /// Whether the token may no longer be used at all.
-    pub fn is_blacklisted(&self) -> bool {
-        self.blacklisted || self.family_revoked
-    }
-}
+use crate::store::TokenRecord;
 
 /// The settings that shape a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

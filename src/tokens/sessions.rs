@@ -9,7 +9,7 @@ use super::refresh::RefreshPolicy;
 use super::{Claims, IssueError, TokenError, TokenService, TokenType, new_jti};
 use crate::clock::UnixTime;
 use crate::keys::KeySet;
-use crate::store::{NewToken, Store, StoreError};
+use crate::store::{NewToken, RecordedType, Store, StoreError};
 use crate::tokens::Invalid;
 
 /// Why a lifecycle operation failed.
@@ -75,7 +75,7 @@ impl Sessions<'_> {
         self.store
             .record_login(
                 &family,
-                &outstanding(user_id, &claims, Some(&family)),
+                &outstanding(RecordedType::Refresh, user_id, &claims, Some(&family)),
                 now,
                 self.update_last_login,
             )
@@ -90,7 +90,7 @@ impl Sessions<'_> {
                 .issue(self.keys, TokenType::Sliding, &user_id.to_string(), now)?;
         self.store
             .record_sliding(
-                &outstanding(user_id, &claims, None),
+                &outstanding(RecordedType::Sliding, user_id, &claims, None),
                 now,
                 self.update_last_login,
             )
@@ -182,11 +182,16 @@ impl Sessions<'_> {
 }
 
 /// The outstanding-token row of freshly issued `claims`.
-fn outstanding<'a>(user_id: i64, claims: &'a Claims, family_id: Option<&'a str>) -> NewToken<'a> {
+fn outstanding<'a>(
+    kind: RecordedType,
+    user_id: i64,
+    claims: &'a Claims,
+    family_id: Option<&'a str>,
+) -> NewToken<'a> {
     NewToken {
         jti: &claims.jti,
         user_id,
-        token_type: claims.token_type,
+        token_type: kind,
         family_id,
         expires_at: claims.refresh_exp.unwrap_or(claims.exp),
     }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::Account;
+use crate::store::Account;
 use crate::store::{Store, StoreError};
 
 /// Most accounts kept; when full, the cache starts over.

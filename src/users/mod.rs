@@ -7,50 +7,11 @@ mod throttle;
 mod username;
 
 pub use cache::AccountCache;
-pub use password::{HashCost, Password, PasswordHasher};
+pub use password::{Password, PasswordHasher};
 pub use throttle::{LoginThrottle, ThrottleLimits, Throttled};
 pub use username::{BadUsername, ForLog, normalize_username};
 
-use crate::clock::UnixTime;
-use crate::store::{Store, StoreError};
-
-/// A user as stored.
-#[derive(Clone)]
-pub struct User {
-    /// Database id; appears in tokens as a string.
-    pub id: i64,
-    /// Login name.
-    pub username: String,
-    /// argon2id PHC string.
-    pub password_hash: String,
-    /// Inactive users cannot log in or refresh.
-    pub is_active: bool,
-    /// When the user was added.
-    pub date_joined: UnixTime,
-    /// Last successful login, when `update_last_login` is on.
-    pub last_login: Option<UnixTime>,
-}
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("is_active", &self.is_active)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What requests need of the user a token names (no password hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Database id; appears in tokens as a string.
-    pub id: i64,
-    /// Login name.
-    pub username: String,
-    /// Inactive users are refused.
-    pub is_active: bool,
-}
+use crate::store::{Store, StoreError, User};
 
 /// Returns the active user whose password matches, or `None`. An unknown
 /// username is checked against a dummy hash so that it takes as long as a

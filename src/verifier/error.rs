@@ -1,4 +1,7 @@
-//! Why a token is refused, with simplejwt's messages.
+//! Why a token is refused, with simplejwt's messages, and why a verifier
+//! could not be built.
+
+use super::key::JwksError;
 
 /// Why a presented token is refused. Each variant's message is simplejwt's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -71,4 +74,27 @@ pub enum Invalid {
     /// was restored.
     #[error("token not recorded as outstanding")]
     NotRecorded,
+}
+
+/// Why a [`Verifier`](super::Verifier) could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifierError {
+    /// A key file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The PEM is not an RSA or P-256 public key.
+    #[error("not an RSA or P-256 public key in PEM form: {0}")]
+    NotPublicKey(String),
+    /// The JWKS is unusable.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
+    /// Fetching the JWKS failed.
+    #[error("fetching the JWKS failed: {0}")]
+    Fetch(String),
 }

@@ -5,6 +5,8 @@
 //! - [`verify_token`]: the rules (signature under the key's own algorithm,
 //!   dates, issuer, audience, id, type), given keys and a time;
 //! - [`PublicKey`], [`JwkSet`]: keys from a PEM file or a JWKS document;
+//! - [`PublicJwk`]: a key's public members as a JWK, its thumbprint and PEM
+//!   form (what the issuer publishes);
 //! - [`Verifier`]: keys from a PEM, a JWKS file or a JWKS URL (cached,
 //!   revalidated, refetched on an unknown kid), plus options;
 //! - [`Authenticated`]: an axum extractor answering simplejwt's 401s.
@@ -12,6 +14,7 @@
 mod axum;
 mod check;
 mod error;
+mod jwk;
 mod key;
 mod remote;
 mod service;
@@ -19,7 +22,8 @@ mod strict_json;
 
 pub use self::axum::{AuthError, Authenticated, bearer_token};
 pub use check::{ExpectedType, MAX_TOKEN_BYTES, Rules, numeric_date, verify_token};
-pub use error::{Invalid, TokenError};
+pub use error::{Invalid, TokenError, VerifierError};
+pub use jwk::PublicJwk;
 pub use key::{Algorithm, JwkSet, JwksError, KeyLookup, P256_SPKI_PREFIX, PublicKey};
 pub use remote::{RemoteJwks, RemoteOptions};
-pub use service::{Verifier, VerifierError, VerifyOptions};
+pub use service::{Verifier, VerifyOptions};

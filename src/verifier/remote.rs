@@ -12,8 +12,8 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use tokio::time::Instant;
 
+use super::error::VerifierError;
 use super::key::JwkSet;
-use super::service::VerifierError;
 
 /// How a [`RemoteJwks`] fetches and caches.
 #[derive(Debug, Clone)]

@@ -11,32 +11,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::check::{ExpectedType, Rules, verify_token};
-use super::key::{Algorithm, JwkSet, JwksError, KeyLookup, PublicKey};
+use super::key::{Algorithm, JwkSet, KeyLookup, PublicKey};
 use super::remote::{RemoteJwks, RemoteOptions};
-use super::{Invalid, TokenError};
-
-/// Why a [`Verifier`] could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifierError {
-    /// A key file could not be read.
-    #[error("cannot read {path}: {reason}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// The PEM is not an RSA or P-256 public key.
-    #[error("not an RSA or P-256 public key in PEM form: {0}")]
-    NotPublicKey(String),
-    /// The JWKS is unusable.
-    #[error(transparent)]
-    Jwks(#[from] JwksError),
-    /// Fetching the JWKS failed.
-    #[error("fetching the JWKS failed: {0}")]
-    Fetch(String),
-}
+use super::{Invalid, TokenError, VerifierError};
 
 /// What a partner requires of tokens.
 #[derive(Debug, Clone)]

@@ -8,7 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use jwtd::users::{HashCost, Password, PasswordHasher};
+use jwtd::config::HashCost;
+use jwtd::users::{Password, PasswordHasher};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,4 +1,4 @@
-//! The audit log (issue 7, point 5), checked on a real `jwtd serve` child
+//! The audit log, checked on a real `jwtd serve` child
 //! at `RUST_LOG=debug` and at `RUST_LOG=trace`, with all of its stderr and
 //! all the output of every CLI command captured. Every audited action (each
 //! login success, failure and throttling, a refresh-token reuse and the

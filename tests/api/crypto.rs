@@ -14,8 +14,10 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwtd::clock::Clock;
-use jwtd::keys::{Algorithm, KeyState, MasterKey, PublicJwk, SigningKey};
+use jwtd::keys::{MasterKey, SigningKey};
+use jwtd::store::KeyState;
 use jwtd::store::Store;
+use jwtd::verifier::{Algorithm, PublicJwk};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1078,7 +1078,7 @@ pub(crate) async fn sign_with_active_key(app: &TestApp, claims: Value) -> String
     store.close().await;
     let key = keys
         .into_iter()
-        .find(|key| key.state == jwtd::keys::KeyState::Active)
+        .find(|key| key.state == jwtd::store::KeyState::Active)
         .expect("an active key");
     let master = jwtd::keys::MasterKey::load(&app.config.master_key).unwrap();
     let sealed = key.sealed_private.as_deref().expect("a private key");

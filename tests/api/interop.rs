@@ -11,7 +11,7 @@ use jwt_simple::prelude::{
     ECDSAP256PublicKeyLike, ES256PublicKey, JWTClaims, RS256PublicKey, RSAPublicKeyLike,
     VerificationOptions,
 };
-use jwtd::keys::Algorithm;
+use jwtd::verifier::Algorithm;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};

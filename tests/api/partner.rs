@@ -1,4 +1,4 @@
-//! Issuer and partner together, on real sockets (issue 5): a jwtd issuer
+//! Issuer and partner together, on real sockets: a jwtd issuer
 //! from the `TestApp` and, in the same process, a partner service on
 //! 127.0.0.1:0 that trusts it through `Verifier::from_jwks_url` and the
 //! `Authenticated<C>` extractor, exactly as `examples/partner.rs` does.
@@ -20,16 +20,17 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwtd::clock::Clock;
 use jwtd::config::Config;
+use jwtd::keys::MasterKey;
 use jwtd::keys::lifecycle::{self, KeyMaking};
 use jwtd::keys::ring::KeySet;
 use jwtd::keys::schedule::RotationPolicy;
-use jwtd::keys::{Algorithm as IssuerAlgorithm, MasterKey, PublicJwk};
 use jwtd::store::Store;
 use jwtd::tokens::{TokenService, TokenType, new_jti};
 use jwtd::verifier::{
     Algorithm, Authenticated, Invalid, RemoteOptions, TokenError, Verifier, VerifierError,
     VerifyOptions,
 };
+use jwtd::verifier::{Algorithm as IssuerAlgorithm, PublicJwk};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -1107,7 +1108,7 @@ async fn rotate_now(app: &TestApp) -> String {
     let (_, keys) = store.keys_with_version().await.unwrap();
     store.close().await;
     keys.iter()
-        .find(|k| k.state == jwtd::keys::KeyState::Active)
+        .find(|k| k.state == jwtd::store::KeyState::Active)
         .expect("an active key")
         .kid
         .clone()

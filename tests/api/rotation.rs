@@ -1,4 +1,4 @@
-//! Key rotation (SPEC §5, issue 3): the schedule lived through 400 days on a
+//! Key rotation (SPEC §5): the schedule lived through 400 days on a
 //! fake clock, the pure `plan` under random policies and clocks, the JWKS
 //! cache lifetime around a rotation, algorithm changes, revocation and
 //! rotations asked for by an operator.
@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use jwtd::clock::{Clock, ManualClock, UnixTime};
 use jwtd::config::Config;
 use jwtd::keys::lifecycle::{self, KeyMaking};
-use jwtd::keys::ring::StoredKey;
 use jwtd::keys::schedule::{PROPAGATION_MARGIN, RotationPolicy, Step, next_published_change, plan};
-use jwtd::keys::{Algorithm, KeyError, KeySet, KeyState, MasterKey, PublicJwk};
+use jwtd::keys::{KeyError, KeySet, MasterKey};
+use jwtd::store::KeyState;
 use jwtd::store::Store;
+use jwtd::store::StoredKey;
 use jwtd::tokens::{Claims, Expect, TokenError, TokenService, TokenType};
 use jwtd::verifier::JwkSet;
+use jwtd::verifier::{Algorithm, PublicJwk};
 use proptest::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -20,10 +20,11 @@ use jwt_simple::prelude::{
 };
 use jwtd::clock::{SystemClock, format_rfc3339};
 use jwtd::config::{Config, MasterKeySource};
-use jwtd::keys::ring::StoredKey;
-use jwtd::keys::{KeyState, MasterKey};
+use jwtd::keys::MasterKey;
 use jwtd::server::Issuer;
+use jwtd::store::KeyState;
 use jwtd::store::Store;
+use jwtd::store::StoredKey;
 use jwtd::users::{Password, PasswordHasher};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

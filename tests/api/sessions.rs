@@ -1,4 +1,4 @@
-//! The refresh-token lifecycle over real HTTP (SPEC §3–§4, issue 4):
+//! The refresh-token lifecycle over real HTTP (SPEC §3–§4):
 //! outstanding tokens recorded by jti, the blacklist, simplejwt's rotation
 //! settings, families with reuse detection and a retry grace, logging out
 //! everywhere (HTTP and CLI), disabled users, sliding tokens, last login,
@@ -1461,7 +1461,7 @@ async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
 async fn a_long_run_of_refreshes_keeps_the_wal_file_small() {
     const REFRESHES: usize = 1_500;
     const LIMIT: u64 = 8 << 20;
-    let app = spawn_app_with(|c| c.algorithm = jwtd::keys::Algorithm::Es256).await;
+    let app = spawn_app_with(|c| c.algorithm = jwtd::verifier::Algorithm::Es256).await;
     app.add_user("alice", PASSWORD).await;
     let mut refresh = login(&app, "alice").await.refresh;
     let wal = app.database_path().with_extension("db-wal");

@@ -7,8 +7,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Algorithm;
-use crate::verifier::P256_SPKI_PREFIX;
+use super::key::{Algorithm, P256_SPKI_PREFIX};
 
 /// The public members of a signing key, base64url-encoded as in a JWK.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
