@@ -9,7 +9,9 @@ where wrk's requests per second (bench/run.sh) move by several percent from
 run to run. Each binary serves from a temporary directory under callgrind
 (ES256, one user); a client on one keep-alive connection sends N requests to
 /healthz, the JWKS and /api/token/verify/ (one access token again and
-again), and the counters are zeroed and dumped around each burst with
+again), and N/5 refreshes, each with the refresh token the one before
+returned (rotation and blacklist on; signing and the store's write
+included), and the counters are zeroed and dumped around each burst with
 callgrind_control. The background tasks' instructions (the key poll) are
 measured over an idle window first and taken out in proportion to each
 burst's duration. Prints one row per binary and its ratio to the first.
@@ -27,7 +29,7 @@ import subprocess
 import tempfile
 import time
 
-ENDPOINTS = ["healthz", "jwks", "verify"]
+ENDPOINTS = ["healthz", "jwks", "verify", "refresh"]
 
 
 def free_port():
@@ -68,15 +70,22 @@ def measure(binary, requests):
             return data
 
         login = json.dumps({"username": "bench", "password": "pw"})
-        token = json.loads(send("POST", "/api/token/", login))["access"]
-        verify = json.dumps({"token": token})
+        pair = json.loads(send("POST", "/api/token/", login))
+        verify = json.dumps({"token": pair["access"]})
+        chain = {"refresh": pair["refresh"]}
+
+        def refresh():
+            body = json.dumps({"refresh": chain["refresh"]})
+            chain["refresh"] = json.loads(send("POST", "/api/token/refresh/", body))["refresh"]
+
         bursts = {
-            "healthz": lambda: send("GET", "/healthz"),
-            "jwks": lambda: send("GET", "/.well-known/jwks.json"),
-            "verify": lambda: send("POST", "/api/token/verify/", verify),
+            "healthz": (lambda: send("GET", "/healthz"), requests),
+            "jwks": (lambda: send("GET", "/.well-known/jwks.json"), requests),
+            "verify": (lambda: send("POST", "/api/token/verify/", verify), requests),
+            "refresh": (refresh, max(requests // 5, 1)),
         }
-        for request in bursts.values():
-            for _ in range(200):
+        for request, _ in bursts.values():
+            for _ in range(50):
                 request()
 
         def counted(work_to_do):
@@ -89,9 +98,9 @@ def measure(binary, requests):
         idle, idle_secs = counted(lambda: time.sleep(5))
         per_second = idle / idle_secs
         figures = {}
-        for name, request in bursts.items():
-            total, secs = counted(lambda: [request() for _ in range(requests)])
-            figures[name] = (total - per_second * secs) / requests
+        for name, (request, count) in bursts.items():
+            total, secs = counted(lambda: [request() for _ in range(count)])
+            figures[name] = (total - per_second * secs) / count
         return figures
     finally:
         server.terminate()

@@ -13,36 +13,95 @@ use tokio::sync::OwnedMutexGuard;
 use super::{Store, StoreError, WriteTransaction};
 use crate::clock::UnixTime;
 
-/// What is recorded of tokens: add a `WHERE` on `o.jti`.
-macro_rules! record_sql {
-    ($where:literal) => {
-        concat!(
-            "SELECT o.jti, o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
-             b.jti IS NOT NULL AS blacklisted, f.revoked_at IS NOT NULL AS family_revoked, \
-             f.created_at AS family_created_at \
-             FROM outstanding_tokens o \
-             LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
-             LEFT JOIN token_families f ON f.id = o.family_id ",
-            $where
-        )
-    };
-}
+/// What is recorded of the token `?1`: a read, no lock beyond the
+/// snapshot of its statement.
+const TOKEN_RECORD_SQL: &str = "\
+    SELECT o.jti, o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
+           b.jti IS NOT NULL AS blacklisted, \
+           f.revoked_at IS NOT NULL AS family_revoked, f.created_at AS family_created_at \
+    FROM outstanding_tokens o \
+    LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
+    LEFT JOIN token_families f ON f.id = o.family_id \
+    WHERE o.jti = ?1";
 
-/// Sets `last_login`: binds the time, the user id and whether to.
-macro_rules! touch_last_login_sql {
-    () => {
-        "UPDATE users SET last_login = ? WHERE id = ? AND ?; "
-    };
-}
+/// Begins a refresh batch and reads what is recorded of the tokens in the
+/// JSON array `?1`, with whether their user exists and is active.
+/// `BEGIN IMMEDIATE` takes SQLite's write lock first, so what this reads
+/// stays true until the batch commits, whatever other processes do.
+const BEGIN_BATCH_SQL: &str = "\
+    BEGIN IMMEDIATE; \
+    SELECT o.jti, o.user_id, o.family_id, o.rotated_at, o.replaced_by, \
+           b.jti IS NOT NULL AS blacklisted, \
+           f.revoked_at IS NOT NULL AS family_revoked, f.created_at AS family_created_at, \
+           u.id AS active_user \
+    FROM outstanding_tokens o \
+    LEFT JOIN blacklisted_tokens b ON b.jti = o.jti \
+    LEFT JOIN token_families f ON f.id = o.family_id \
+    LEFT JOIN users u ON u.id = o.user_id AND u.is_active \
+    WHERE o.jti IN (SELECT value FROM json_each(?1))";
 
-/// Records an outstanding token: bound by [`bind_outstanding`].
-macro_rules! insert_outstanding_sql {
-    () => {
-        "INSERT INTO outstanding_tokens \
-         (jti, user_id, token_type, family_id, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?); "
-    };
-}
+/// Writes a refresh batch and commits, in the batch's transaction (its
+/// write lock is already held). `?1` is the whole batch as one JSON
+/// document: `now`, and the lists `new_tokens`, `replaced` (`[old, new]`
+/// pairs), `blacklisted` and `revoked_families`. A revoked family's tokens
+/// are blacklisted last, so tokens this batch added to it are too.
+const COMMIT_BATCH_SQL: &str = "\
+    INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
+        SELECT value->>'jti', value->>'user_id', value->>'token_type', value->>'family_id', \
+               ?1->>'now', value->>'expires_at' \
+        FROM json_each(?1, '$.new_tokens'); \
+    UPDATE outstanding_tokens \
+        SET rotated_at = COALESCE(rotated_at, ?1->>'now'), replaced_by = r.value->>1 \
+        FROM json_each(?1, '$.replaced') AS r \
+        WHERE outstanding_tokens.jti = r.value->>0; \
+    INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
+        SELECT value, ?1->>'now' FROM json_each(?1, '$.blacklisted'); \
+    UPDATE token_families SET revoked_at = ?1->>'now' \
+        WHERE revoked_at IS NULL \
+          AND id IN (SELECT value FROM json_each(?1, '$.revoked_families')); \
+    INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
+        SELECT jti, ?1->>'now' FROM outstanding_tokens \
+        WHERE family_id IN (SELECT value FROM json_each(?1, '$.revoked_families')); \
+    COMMIT";
+
+// A login's or a sliding token's record: one trip to SQLite, one
+// transaction (`BEGIN IMMEDIATE` takes the write lock, `COMMIT` lets it
+// go). Parameters, bound by [`bind_new_token`]: `?1` the time, `?2` the
+// user, `?3` the family, `?4` the token's id, `?5` its type, `?6` its
+// expiry. Each statement uses ?1 up to its highest number with no gap:
+// sqlx binds a numbered parameter by its number only then.
+
+/// A login: its family and its refresh token.
+const RECORD_LOGIN_SQL: &str = "\
+    BEGIN IMMEDIATE; \
+    INSERT INTO token_families (id, user_id, created_at) VALUES (?3, ?2, ?1); \
+    INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
+        VALUES (?4, ?2, ?5, ?3, ?1, ?6); \
+    COMMIT";
+
+/// A login, its family and refresh token, and the user's `last_login`.
+const RECORD_LOGIN_WITH_LAST_LOGIN_SQL: &str = "\
+    BEGIN IMMEDIATE; \
+    UPDATE users SET last_login = ?1 WHERE id = ?2; \
+    INSERT INTO token_families (id, user_id, created_at) VALUES (?3, ?2, ?1); \
+    INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
+        VALUES (?4, ?2, ?5, ?3, ?1, ?6); \
+    COMMIT";
+
+/// A sliding token.
+const RECORD_SLIDING_SQL: &str = "\
+    BEGIN IMMEDIATE; \
+    INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
+        VALUES (?4, ?2, ?5, ?3, ?1, ?6); \
+    COMMIT";
+
+/// A sliding token and the user's `last_login`.
+const RECORD_SLIDING_WITH_LAST_LOGIN_SQL: &str = "\
+    BEGIN IMMEDIATE; \
+    UPDATE users SET last_login = ?1 WHERE id = ?2; \
+    INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
+        VALUES (?4, ?2, ?5, ?3, ?1, ?6); \
+    COMMIT";
 
 /// What the store records of an issued refresh or sliding token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,56 +164,44 @@ pub struct NewToken<'a> {
 }
 
 impl Store {
-    /// Records the refresh token of a new login, in a new family, and the
-    /// user's `last_login` when `touch_last_login`: one transaction.
+    /// Records the refresh token of a new login in its new family
+    /// (`token.family_id`), and the user's `last_login` when
+    /// `touch_last_login`: one transaction, in one trip.
     pub async fn record_login(
         &self,
-        family_id: &str,
         token: &NewToken<'_>,
         now: UnixTime,
         touch_last_login: bool,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query(concat!(
-            "BEGIN IMMEDIATE; ",
-            touch_last_login_sql!(),
-            "INSERT INTO token_families (id, user_id, created_at) VALUES (?, ?, ?); ",
-            insert_outstanding_sql!(),
-            "COMMIT"
-        ))
-        .bind(now)
-        .bind(token.user_id)
-        .bind(touch_last_login)
-        .bind(family_id)
-        .bind(token.user_id)
-        .bind(now);
-        self.write_in_one_trip(bind_outstanding(query, token, now))
+        let sql = if touch_last_login {
+            RECORD_LOGIN_WITH_LAST_LOGIN_SQL
+        } else {
+            RECORD_LOGIN_SQL
+        };
+        self.write_in_one_trip(bind_new_token(sql, token, now))
             .await
     }
 
     /// Records a sliding token, and the user's `last_login` when
-    /// `touch_last_login`: one transaction.
+    /// `touch_last_login`: one transaction, in one trip.
     pub async fn record_sliding(
         &self,
         token: &NewToken<'_>,
         now: UnixTime,
         touch_last_login: bool,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query(concat!(
-            "BEGIN IMMEDIATE; ",
-            touch_last_login_sql!(),
-            insert_outstanding_sql!(),
-            "COMMIT"
-        ))
-        .bind(now)
-        .bind(token.user_id)
-        .bind(touch_last_login);
-        self.write_in_one_trip(bind_outstanding(query, token, now))
+        let sql = if touch_last_login {
+            RECORD_SLIDING_WITH_LAST_LOGIN_SQL
+        } else {
+            RECORD_SLIDING_SQL
+        };
+        self.write_in_one_trip(bind_new_token(sql, token, now))
             .await
     }
 
     /// What is recorded of the token with this `jti`.
     pub async fn token_record(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(record_sql!("WHERE o.jti = ?"))
+        let row = sqlx::query(TOKEN_RECORD_SQL)
             .bind(jti)
             .fetch_optional(&self.pool)
             .await?;
@@ -289,14 +336,10 @@ impl RefreshConnection {
             _turn: turn,
             committed: false,
         };
-        let rows = sqlx::query(concat!(
-            "BEGIN IMMEDIATE; SELECT r.*, u.id AS active_user FROM (",
-            record_sql!("WHERE o.jti IN (SELECT value FROM json_each(?))"),
-            ") r LEFT JOIN users u ON u.id = r.user_id AND u.is_active"
-        ))
-        .bind(json!(jtis).to_string())
-        .fetch_all(batch.connection())
-        .await?;
+        let rows = sqlx::query(BEGIN_BATCH_SQL)
+            .bind(json!(jtis).to_string())
+            .fetch_all(batch.connection())
+            .await?;
         let mut read = BatchRead::default();
         for row in rows {
             if row.try_get::<Option<i64>, _>("active_user")?.is_some() {
@@ -332,38 +375,17 @@ impl RefreshBatch<'_> {
                 })
             })
             .collect();
-        let families = json!(writes.revoked_families).to_string();
-        // One trip, five statements, then COMMIT. Parameters are plain `?`,
-        // bound in order across the statements (sqlx gives each statement
-        // the next ones): each statement takes the time, then its list.
-        sqlx::query(
-            "INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
-             SELECT value->>'jti', value->>'user_id', value->>'token_type', value->>'family_id', ?, \
-             value->>'expires_at' FROM json_each(?); \
-             UPDATE outstanding_tokens SET rotated_at = COALESCE(rotated_at, ?), \
-             replaced_by = r.value->>1 FROM json_each(?) AS r \
-             WHERE outstanding_tokens.jti = r.value->>0; \
-             INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
-             SELECT value, ? FROM json_each(?); \
-             UPDATE token_families SET revoked_at = ? \
-             WHERE revoked_at IS NULL AND id IN (SELECT value FROM json_each(?)); \
-             INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
-             SELECT jti, ? FROM outstanding_tokens \
-             WHERE family_id IN (SELECT value FROM json_each(?)); \
-             COMMIT",
-        )
-        .bind(now)
-        .bind(Value::Array(new_tokens).to_string())
-        .bind(now)
-        .bind(json!(writes.replaced).to_string())
-        .bind(now)
-        .bind(json!(writes.blacklisted).to_string())
-        .bind(now)
-        .bind(&families)
-        .bind(now)
-        .bind(&families)
-        .execute(self.connection())
-        .await?;
+        let batch = json!({
+            "now": now,
+            "new_tokens": new_tokens,
+            "replaced": writes.replaced,
+            "blacklisted": writes.blacklisted,
+            "revoked_families": writes.revoked_families,
+        });
+        sqlx::query(COMMIT_BATCH_SQL)
+            .bind(batch.to_string())
+            .execute(self.connection())
+            .await?;
         self.committed = true;
         Ok(())
     }
@@ -400,18 +422,20 @@ pub(super) async fn blacklist_outstanding(
     Ok(done.rows_affected())
 }
 
-/// Binds [`insert_outstanding_sql`]'s parameters for `token`.
-fn bind_outstanding<'q>(
-    query: Query<'q, Sqlite, SqliteArguments>,
+/// `sql` with a new token's parameters bound: `?1` the time, `?2` the
+/// user, `?3` its family, `?4` the token's id, `?5` its type, `?6` its
+/// expiry.
+fn bind_new_token<'q>(
+    sql: &'static str,
     token: &NewToken<'q>,
     now: UnixTime,
 ) -> Query<'q, Sqlite, SqliteArguments> {
-    query
-        .bind(token.jti)
-        .bind(token.user_id)
-        .bind(token.token_type.as_str())
-        .bind(token.family_id)
+    sqlx::query(sql)
         .bind(now)
+        .bind(token.user_id)
+        .bind(token.family_id)
+        .bind(token.jti)
+        .bind(token.token_type.as_str())
         .bind(token.expires_at)
 }
 
@@ -459,19 +483,19 @@ mod tests {
             ..refresh_token(jti)
         };
         store
-            .record_login("fa", &with_family("fa", "t1"), 100, true)
+            .record_login(&with_family("fa", "t1"), 100, true)
             .await
             .unwrap();
         // The family is written, then the token's id is taken.
         let again = store
-            .record_login("fb", &with_family("fb", "t1"), 100, true)
+            .record_login(&with_family("fb", "t1"), 100, true)
             .await;
         assert!(again.is_err(), "a second token with id t1 is refused");
         assert_eq!(families(&store).await, ["fa"], "nothing of it is kept");
         // The next writes neither wait for a lock it left nor fail on it.
         let next = tokio::time::timeout(Duration::from_secs(5), async {
             store
-                .record_login("fc", &with_family("fc", "t2"), 100, false)
+                .record_login(&with_family("fc", "t2"), 100, false)
                 .await?;
             let sliding = NewToken {
                 token_type: RecordedType::Sliding,
@@ -500,7 +524,7 @@ mod tests {
             ..refresh_token("t-gone")
         };
         let wait = Duration::from_millis(100);
-        let given_up = tokio::time::timeout(wait, store.record_login("gone", &token, 100, true));
+        let given_up = tokio::time::timeout(wait, store.record_login(&token, 100, true));
         assert!(given_up.await.is_err(), "the record waits for the lock");
         lock.rollback().await.unwrap();
 
@@ -514,7 +538,7 @@ mod tests {
                 family_id: Some(&family),
                 ..refresh_token(&jti)
             };
-            let next = store.record_login(&family, &token, 100, true);
+            let next = store.record_login(&token, 100, true);
             tokio::time::timeout(Duration::from_secs(5), next)
                 .await
                 .expect("a later record does not wait for a lock the given-up one left")

@@ -74,7 +74,6 @@ impl Sessions<'_> {
         let family = new_jti(now);
         self.store
             .record_login(
-                &family,
                 &outstanding(RecordedType::Refresh, user_id, &claims, Some(&family)),
                 now,
                 self.update_last_login,
