@@ -14,6 +14,8 @@
 //! - [`verifier`]: verifying tokens, for partners (usable alone with
 //!   `default-features = false, features = ["verifier"]`).
 
+#![deny(missing_docs)]
+
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]

@@ -40,9 +40,9 @@ pub enum StartupError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {reason}")]
     Bind {
-        /// The address.
+        /// The configured `bind` address.
         addr: SocketAddr,
-        /// Why.
+        /// The operating system's reason (in use, not permitted, …).
         reason: String,
     },
 }

@@ -18,7 +18,7 @@ pub enum TokenCommand {
     /// invalid and exits 1.
     #[command(group(ArgGroup::new("keys").required(true).args(["jwks", "key"])))]
     Verify {
-        /// The token.
+        /// The token to check (its text, as a partner receives it).
         token: String,
         /// A JWKS file or http(s) URL; the token's kid picks the key.
         #[arg(long, value_name = "FILE_OR_URL")]

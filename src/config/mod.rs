@@ -40,13 +40,13 @@ pub enum ConfigError {
         origin: String,
         /// The setting's name.
         key: String,
-        /// What is wrong with it.
+        /// What is wrong with the value, and what would do.
         reason: String,
     },
     /// The config file could not be read or is not TOML.
     #[error("config file {path}: {reason}")]
     File {
-        /// The file.
+        /// The config file as named on the command line or in `JWTD_CONFIG`.
         path: String,
         /// What went wrong, on one line.
         reason: String,

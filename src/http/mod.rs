@@ -54,7 +54,7 @@ impl std::ops::Deref for AppState {
 
 /// The services themselves, reached through [`AppState`].
 pub struct AppServices {
-    /// The database.
+    /// Users, keys and token records; also read by the background task.
     pub store: Store,
     /// Current keys, decrypted and parsed once.
     pub keys: Arc<KeyRing>,
@@ -64,7 +64,7 @@ pub struct AppServices {
     pub passwords: PasswordHasher,
     /// The one clock; read once per request.
     pub clock: Arc<dyn Clock>,
-    /// The configuration.
+    /// The settings the server started with; fixed for its life.
     pub config: Arc<Config>,
     /// Failed-login counters.
     pub throttle: Arc<LoginThrottle>,

@@ -31,7 +31,7 @@ pub enum StoreError {
     /// The database file could not be opened or created.
     #[error("cannot open database {path}: {reason}")]
     Open {
-        /// The file.
+        /// The SQLite file named by `database_url`.
         path: String,
         /// Why, on one line.
         reason: String,

@@ -151,9 +151,9 @@ impl RecordedType {
 /// A token to record as outstanding.
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
-    /// Its id.
+    /// Its `jti`: the token is known by it, never by its text.
     pub jti: &'a str,
-    /// Its user.
+    /// The user it was issued to; kept when the user is deleted.
     pub user_id: i64,
     /// `refresh` or `sliding`.
     pub token_type: RecordedType,
@@ -284,9 +284,9 @@ pub struct BatchRead {
 /// A rotated refresh token, recorded by a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RotatedToken {
-    /// Its id.
+    /// Its `jti`.
     pub jti: String,
-    /// Its user.
+    /// The user of the token it replaced.
     pub user_id: i64,
     /// The family of the token it replaced.
     pub family_id: Option<String>,

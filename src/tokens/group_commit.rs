@@ -36,7 +36,7 @@ const QUEUE: usize = 4 * MAX_BATCH;
 pub struct RefreshJob {
     /// The presented refresh token's id.
     pub jti: String,
-    /// Its user.
+    /// The user the token names, whose account must still be active.
     pub user_id: i64,
     /// The rotated refresh token's id and expiry, when rotating.
     pub rotated: Option<(String, UnixTime)>,

@@ -41,7 +41,7 @@ pub struct Refreshed {
 
 /// Everything a lifecycle operation needs.
 pub struct Sessions<'a> {
-    /// The database.
+    /// Where tokens are recorded, rotated and blacklisted.
     pub store: &'a Store,
     /// Issues and verifies tokens.
     pub tokens: &'a TokenService,

@@ -37,7 +37,7 @@ pub(super) fn digest_of(token: &str) -> TokenDigest {
 /// A verified token's claims and the times between which it stays valid.
 #[derive(Debug, Clone)]
 pub(super) struct Verified {
-    /// The claims.
+    /// The claims, as verified when the token was first seen.
     pub claims: Claims,
     /// Valid from this second on (`iat` or `nbf`, less the leeway).
     pub valid_from: UnixTime,

@@ -83,9 +83,9 @@ pub enum VerifierError {
     /// A key file could not be read.
     #[error("cannot read {path}: {reason}")]
     Read {
-        /// The file.
+        /// The PEM or JWKS file as given.
         path: String,
-        /// Why.
+        /// The operating system's reason (missing, not permitted, …).
         reason: String,
     },
     /// The PEM is not an RSA or P-256 public key.

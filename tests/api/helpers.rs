@@ -295,3 +295,11 @@ pub fn header_of(token: &str) -> Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON header")
 }
+
+/// The `kid` of a token's header.
+pub fn kid_of(token: &str) -> String {
+    header_of(token)["kid"]
+        .as_str()
+        .expect("a kid in the header")
+        .to_owned()
+}

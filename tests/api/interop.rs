@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Pair, TestApp, assert_status, claims_of, expect_json, header_of, spawn_app_with,
+    Pair, TestApp, assert_status, claims_of, expect_json, header_of, kid_of, spawn_app_with,
 };
 
 #[tokio::test]
@@ -249,11 +249,6 @@ pub(crate) fn jwk_for(jwks: &Value, kid: &str) -> Value {
         .find(|key| key["kid"] == kid)
         .unwrap_or_else(|| panic!("{kid} is not in {jwks}"))
         .clone()
-}
-
-/// The `kid` of a token's header.
-pub(crate) fn kid_of(token: &str) -> String {
-    header_of(token)["kid"].as_str().expect("kid").to_owned()
 }
 
 fn unb64(member: &Value) -> Vec<u8> {

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::helpers::{Pair, TestApp, header_of, spawn_app_with};
+use crate::helpers::{Pair, TestApp, header_of, kid_of, spawn_app_with};
 
 const PASSWORD: &str = "correct horse";
 /// How long a bounded poll waits before the test fails.
@@ -1137,10 +1137,6 @@ async fn poll<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn kid_of(token: &str) -> String {
-    header_of(token)["kid"].as_str().expect("a kid").to_owned()
 }
 
 /// `token` with its header replaced by `header` (signature kept).

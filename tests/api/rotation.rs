@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{TestApp, assert_status, expect_json, header_of, spawn_app};
+use crate::helpers::{TestApp, assert_status, expect_json, kid_of, spawn_app};
 
 const MINUTE: i64 = 60;
 const HOUR: i64 = 3_600;
@@ -1166,13 +1166,6 @@ fn key<'a>(keys: &'a [StoredKey], kid: &str) -> &'a StoredKey {
     keys.iter()
         .find(|k| k.kid == kid)
         .unwrap_or_else(|| panic!("no key {kid} among {keys:?}"))
-}
-
-fn kid_of(token: &str) -> String {
-    header_of(token)["kid"]
-        .as_str()
-        .expect("a kid in the header")
-        .to_owned()
 }
 
 fn set_of<'a>(kids: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {

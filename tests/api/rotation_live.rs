@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::task::JoinSet;
 
-use crate::helpers::{claims_of, header_of};
+use crate::helpers::{claims_of, header_of, kid_of};
 use crate::process::{Logged, drain, spawn_logged, wait_listening};
 
 // --- the short schedule every live test runs ---------------------------------
@@ -399,10 +399,6 @@ fn kids_of(jwks: &Value) -> BTreeSet<String> {
         .iter()
         .map(|k| k["kid"].as_str().expect("kid").to_owned())
         .collect()
-}
-
-fn kid_of(token: &str) -> String {
-    header_of(token)["kid"].as_str().expect("kid").to_owned()
 }
 
 // --- watching a live deployment ---------------------------------------------------
