@@ -166,12 +166,18 @@ impl Connection {
         let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
         let watchdog = tokio::time::sleep(limits.header_timeout);
         let mut watchdog = pin!(watchdog);
+        let mut stopping = false;
         loop {
             tokio::select! {
                 // Errors here are the client's (a reset, a bad head that
                 // hyper already answered): nothing to report.
                 _ = connection.as_mut() => return,
-                _ = stop.wait_for(|stop| *stop) => break,
+                // The request in flight finishes, an idle connection closes;
+                // the watchdog still ends one that never sends its head.
+                _ = stop.wait_for(|stop| *stop), if !stopping => {
+                    stopping = true;
+                    connection.as_mut().graceful_shutdown();
+                }
                 () = watchdog.as_mut() => {
                     let now = Instant::now();
                     match activity.head_due(limits.header_timeout) {
@@ -184,8 +190,6 @@ impl Connection {
                 }
             }
         }
-        connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
     }
 }
 

@@ -228,3 +228,17 @@ async fn a_flood_of_unfinished_heads_cannot_lock_everyone_out() {
     // failed accept.
     assert_eq!(out_of_descriptors(), 1, "{:?}", server.log());
 }
+
+#[tokio::test]
+async fn an_unfinished_head_does_not_hold_up_shutdown() {
+    let mut app =
+        spawn_app_with(|config| config.request_header_timeout = Duration::from_secs(1)).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(UNFINISHED_HEAD).await.unwrap();
+    // Let the server take the connection before it is told to stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(5), app.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited on an unfinished head");
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+}
