@@ -41,27 +41,28 @@ const BEGIN_BATCH_SQL: &str = "\
     WHERE o.jti IN (SELECT value FROM json_each(?1))";
 
 /// Writes a refresh batch and commits, in the batch's transaction (its
-/// write lock is already held). `?1` is the whole batch as one JSON
-/// document: `now`, and the lists `new_tokens`, `replaced` (`[old, new]`
-/// pairs), `blacklisted` and `revoked_families`. A revoked family's tokens
-/// are blacklisted last, so tokens this batch added to it are too.
+/// write lock is already held). `?1` is the time; `?2` the batch as one
+/// JSON document with the lists `new_tokens`, `replaced` (`[old, new]`
+/// pairs), `blacklisted` and `revoked_families` (every statement uses both
+/// parameters: sqlx binds numbered parameters only without gaps). A
+/// revoked family's tokens are blacklisted last, so tokens this batch
+/// added to it are too.
 const COMMIT_BATCH_SQL: &str = "\
     INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
-        SELECT value->>'jti', value->>'user_id', value->>'token_type', value->>'family_id', \
-               ?1->>'now', value->>'expires_at' \
-        FROM json_each(?1, '$.new_tokens'); \
-    UPDATE outstanding_tokens \
-        SET rotated_at = COALESCE(rotated_at, ?1->>'now'), replaced_by = r.value->>1 \
-        FROM json_each(?1, '$.replaced') AS r \
+        SELECT value->>'jti', value->>'user_id', value->>'token_type', value->>'family_id', ?1, \
+               value->>'expires_at' \
+        FROM json_each(?2, '$.new_tokens'); \
+    UPDATE outstanding_tokens SET rotated_at = COALESCE(rotated_at, ?1), replaced_by = r.value->>1 \
+        FROM json_each(?2, '$.replaced') AS r \
         WHERE outstanding_tokens.jti = r.value->>0; \
     INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
-        SELECT value, ?1->>'now' FROM json_each(?1, '$.blacklisted'); \
-    UPDATE token_families SET revoked_at = ?1->>'now' \
+        SELECT value, ?1 FROM json_each(?2, '$.blacklisted'); \
+    UPDATE token_families SET revoked_at = ?1 \
         WHERE revoked_at IS NULL \
-          AND id IN (SELECT value FROM json_each(?1, '$.revoked_families')); \
+          AND id IN (SELECT value FROM json_each(?2, '$.revoked_families')); \
     INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
-        SELECT jti, ?1->>'now' FROM outstanding_tokens \
-        WHERE family_id IN (SELECT value FROM json_each(?1, '$.revoked_families')); \
+        SELECT jti, ?1 FROM outstanding_tokens \
+        WHERE family_id IN (SELECT value FROM json_each(?2, '$.revoked_families')); \
     COMMIT";
 
 // A login's or a sliding token's record: one trip to SQLite, one
@@ -376,13 +377,13 @@ impl RefreshBatch<'_> {
             })
             .collect();
         let batch = json!({
-            "now": now,
             "new_tokens": new_tokens,
             "replaced": writes.replaced,
             "blacklisted": writes.blacklisted,
             "revoked_families": writes.revoked_families,
         });
         sqlx::query(COMMIT_BATCH_SQL)
+            .bind(now)
             .bind(batch.to_string())
             .execute(self.connection())
             .await?;
