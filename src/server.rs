@@ -127,7 +127,7 @@ impl Issuer {
     /// ring current in the background.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let refresher = tokio::spawn(keep_keys_current(self.state.clone(), self.keys, stop_rx));
+        let refresher = tokio::spawn(keep_in_step(self.state.clone(), self.keys, stop_rx));
         let limits = ConnectionLimits {
             header_timeout: self.state.config.request_header_timeout,
             request_timeout: self.state.config.request_timeout,
@@ -142,7 +142,7 @@ impl Issuer {
 /// Runs the key schedule, rebuilds the key ring whenever the store's
 /// key-set version moves, empties the account cache whenever the users
 /// version moves, and flushes expired token records daily.
-async fn keep_keys_current(state: AppState, keeper: KeyKeeper, mut stop: watch::Receiver<bool>) {
+async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(KEY_POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush: Option<UnixTime> = None;

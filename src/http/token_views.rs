@@ -71,7 +71,8 @@ pub async fn logout_all(
     auth: Authenticated,
 ) -> Result<Json<Value>, ApiError> {
     let now = app.clock.now();
-    let count = app.store.logout_all(auth.user.id, now).await?;
+    let keys = app.keys.current();
+    let count = app.sessions(&keys).logout_all(auth.user.id, now).await?;
     tracing::info!(
         event = "logout_all",
         user_id = auth.user.id,

@@ -149,9 +149,9 @@ impl Sessions<'_> {
             .map_err(|_| SessionError::NoActiveAccount)?;
         if !self
             .store
-            .user_by_id(user_id)
+            .account_by_id(user_id)
             .await?
-            .is_some_and(|user| user.is_active)
+            .is_some_and(|account| account.is_active)
         {
             return Err(SessionError::NoActiveAccount);
         }
@@ -170,6 +170,12 @@ impl Sessions<'_> {
             Some(record) if record.is_blacklisted() => Err(TokenError::Blacklisted.into()),
             Some(_) => Ok(()),
         }
+    }
+
+    /// Ends every session of `user_id`: blacklists each of its outstanding
+    /// refresh and sliding tokens that has not expired. Returns how many.
+    pub async fn logout_all(&self, user_id: i64, now: UnixTime) -> Result<u64, SessionError> {
+        Ok(self.store.logout_all(user_id, now).await?)
     }
 
     /// Blacklists a verified refresh token.
