@@ -3,7 +3,6 @@
 //! names, under that key's own algorithm ([`TokenService::verify`]).
 
 mod claims;
-pub mod group_commit;
 pub mod refresh;
 pub mod sessions;
 mod verified;
@@ -16,7 +15,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 pub use crate::verifier::{Invalid, KeyLookup, MAX_TOKEN_BYTES, TokenError};
 pub use claims::{Claims, TokenRules};
-pub use group_commit::RefreshWriter;
+pub use refresh::RefreshWriter;
 pub use sessions::{Refreshed, SessionError, Sessions};
 
 use crate::clock::{UnixTime, seconds};

@@ -1,17 +1,38 @@
-//! What to do with a presented refresh token, given what the store knows of
-//! it: a pure decision, so every branch (rotation, blacklist, reuse
-//! detection, the retry grace) is tested without a database.
+//! Refreshing a refresh token, from the request to the commit.
 //!
 //! Refresh tokens of one login form a family. A token that was rotated away
 //! and comes back is a sign of theft: the whole family is revoked, so the
 //! thief and the victim both log in again. Within `refresh_reuse_grace`, the
 //! same token is instead taken as a client retrying a refresh whose answer
-//! it never got.
+//! it never got. A family older than `refresh_family_lifetime` refreshes no
+//! more.
+//!
+//! The path, top to bottom in this file:
+//! 1. [`Sessions::refresh`] signs the new tokens on the request's task and
+//!    hands a [`RefreshJob`] to this process's [`RefreshWriter`];
+//! 2. the writer's task groups the jobs that arrive while a batch is being
+//!    written: one transaction and one fsync for all of them, no reply
+//!    before the commit that made a refresh durable. A batch costs two
+//!    trips to SQLite on the writer's own connection, whatever its size
+//!    ([`RefreshConnection`]): read what the store knows of every presented
+//!    token, then write all changes and commit;
+//! 3. between the two, [`plan`] decides each job in arrival order with
+//!    [`decide`] (pure: every branch is tested without a database), against
+//!    the store's knowledge as the jobs before it changed it. So two
+//!    refreshes of one token in a batch still give one success, and a reuse
+//!    revokes a family even if another refresh of that family came first.
+//!    If a batch fails, each of its jobs is tried again alone, so one bad
+//!    refresh cannot fail the others.
 
-use super::{Invalid, TokenError};
+use std::collections::{HashMap, HashSet};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::sessions::{Refreshed, SessionError, Sessions};
+use super::{Claims, Invalid, TokenError, TokenType};
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
-use crate::store::TokenRecord;
+use crate::store::{BatchWrites, RefreshConnection, RotatedToken, Store, StoreError, TokenRecord};
 
 /// The settings that shape a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +114,239 @@ pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolic
     }
 }
 
+impl Sessions<'_> {
+    /// Refreshes with a verified refresh token, in one transaction (shared
+    /// with the refreshes that arrive meanwhile: see [`RefreshWriter`]).
+    pub async fn refresh(&self, claims: &Claims, now: UnixTime) -> Result<Refreshed, SessionError> {
+        let user_id = claims
+            .user_id
+            .parse::<i64>()
+            .map_err(|_| SessionError::NoActiveAccount)?;
+        // Sign here, on the request's task: the writer does SQL only.
+        let (access, _) = self
+            .tokens
+            .issue(self.keys, TokenType::Access, &claims.user_id, now)?;
+        let rotated = match self.policy.rotate {
+            true => Some(
+                self.tokens
+                    .issue(self.keys, TokenType::Refresh, &claims.user_id, now)?,
+            ),
+            false => None,
+        };
+        let job = RefreshJob {
+            jti: claims.jti.clone(),
+            user_id,
+            rotated: rotated.as_ref().map(|(_, new)| (new.jti.clone(), new.exp)),
+            policy: self.policy,
+            now,
+        };
+        self.writer.apply(job).await?;
+        Ok(Refreshed {
+            access,
+            refresh: rotated.map(|(token, _)| token),
+        })
+    }
+}
+
+/// Most refreshes written in one transaction (which holds SQLite's write
+/// lock: other processes' writers wait for it).
+const MAX_BATCH: usize = 256;
+
+/// Refreshes waiting for the writer before new ones wait to be queued.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// What a refresh changes in the store, decided inside the transaction.
+#[derive(Debug, Clone)]
+pub struct RefreshJob {
+    /// The presented refresh token's id.
+    pub jti: String,
+    /// The user the token names, whose account must still be active.
+    pub user_id: i64,
+    /// The rotated refresh token's id and expiry, when rotating.
+    pub rotated: Option<(String, UnixTime)>,
+    /// Rotation and reuse settings.
+    pub policy: RefreshPolicy,
+    /// The time of the request.
+    pub now: UnixTime,
+}
+
+/// The writer of this process's refreshes; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RefreshWriter {
+    jobs: mpsc::Sender<(RefreshJob, Reply)>,
+}
+
+type Reply = oneshot::Sender<Result<(), SessionError>>;
+
+/// A refresh's effect, known once its batch committed.
+enum Outcome {
+    Done,
+    Refused(SessionError),
+    ReuseDetected { family: String },
+}
+
+impl RefreshWriter {
+    /// Starts the writer task on the current Tokio runtime. It stops when
+    /// the last clone of the writer is dropped.
+    pub fn start(store: Store) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store.refresh_connection(), queue));
+        Self { jobs }
+    }
+
+    /// Applies `job` and waits until it is durable (or refused).
+    pub async fn apply(&self, job: RefreshJob) -> Result<(), SessionError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || SessionError::Store(StoreError::Closed);
+        self.jobs.send((job, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn write_batches(
+    mut connection: RefreshConnection,
+    mut queue: mpsc::Receiver<(RefreshJob, Reply)>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let jobs: Vec<&RefreshJob> = batch.iter().map(|(job, _)| job).collect();
+        let started = std::time::Instant::now();
+        let committed = commit(&mut connection, &jobs).await;
+        tracing::debug!(
+            refreshes = jobs.len(),
+            micros = started.elapsed().as_micros(),
+            ok = committed.is_ok(),
+            "refresh batch"
+        );
+        let outcomes = match committed {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(err) if jobs.len() == 1 => vec![Err(err)],
+            Err(err) => {
+                tracing::warn!(error = %err, refreshes = jobs.len(), "refresh batch failed; committing each alone");
+                let mut alone = Vec::with_capacity(jobs.len());
+                for job in &jobs {
+                    alone.push(
+                        commit(&mut connection, &[job])
+                            .await
+                            .map(|mut one| one.remove(0)),
+                    );
+                }
+                alone
+            }
+        };
+        for ((job, reply), outcome) in batch.drain(..).zip(outcomes) {
+            let _ = reply.send(answer(&job, outcome));
+        }
+    }
+}
+
+/// Decides and writes `jobs` in one transaction.
+async fn commit(
+    connection: &mut RefreshConnection,
+    jobs: &[&RefreshJob],
+) -> Result<Vec<Outcome>, StoreError> {
+    let jtis: Vec<&str> = jobs.iter().map(|job| job.jti.as_str()).collect();
+    let (batch, read) = connection.begin(&jtis).await?;
+    let (outcomes, writes) = plan(jobs, read.records, &read.active_users);
+    let now = jobs.iter().map(|job| job.now).max().unwrap_or_default();
+    batch.commit(&writes, now).await?;
+    Ok(outcomes)
+}
+
+/// Decides `jobs` in order against `records` (what the store knows of the
+/// presented tokens), updating them as each refresh would the store, and
+/// collects the writes.
+fn plan(
+    jobs: &[&RefreshJob],
+    mut records: HashMap<String, TokenRecord>,
+    active_users: &HashSet<i64>,
+) -> (Vec<Outcome>, BatchWrites) {
+    let mut writes = BatchWrites::default();
+    let mut revoked: HashSet<String> = HashSet::new();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let record = records.get(&job.jti).cloned().map(|mut record| {
+            record.family_revoked |= record
+                .family_id
+                .as_ref()
+                .is_some_and(|family| revoked.contains(family));
+            record
+        });
+        let outcome = match decide(record.as_ref(), job.now, &job.policy) {
+            Decision::Refuse(err) => Outcome::Refused(err.into()),
+            Decision::RevokeFamily(family) => {
+                if revoked.insert(family.clone()) {
+                    writes.revoked_families.push(family.clone());
+                }
+                Outcome::ReuseDetected { family }
+            }
+            _ if !active_users.contains(&job.user_id) => {
+                Outcome::Refused(SessionError::NoActiveAccount)
+            }
+            decision => {
+                if let Some(rotated) = &job.rotated {
+                    if let Decision::Retry {
+                        superseded: Some(superseded),
+                    } = decision
+                    {
+                        if let Some(record) = records.get_mut(&superseded) {
+                            record.blacklisted = true;
+                        }
+                        writes.blacklisted.push(superseded);
+                    }
+                    rotate(job, rotated, &mut records, &mut writes);
+                }
+                Outcome::Done
+            }
+        };
+        outcomes.push(outcome);
+    }
+    (outcomes, writes)
+}
+
+/// `job`'s token replaced by `rotated`, in `records` and `writes`.
+fn rotate(
+    job: &RefreshJob,
+    (new_jti, expires_at): &(String, UnixTime),
+    records: &mut HashMap<String, TokenRecord>,
+    writes: &mut BatchWrites,
+) {
+    let presented = records.get_mut(&job.jti);
+    let family_id = presented.as_ref().and_then(|r| r.family_id.clone());
+    if let Some(record) = presented {
+        record.rotated_at = record.rotated_at.or(Some(job.now));
+        record.replaced_by = Some(new_jti.clone());
+        record.blacklisted |= job.policy.blacklist_after_rotation;
+    }
+    if job.policy.blacklist_after_rotation {
+        writes.blacklisted.push(job.jti.clone());
+    }
+    writes.replaced.retain(|(old, _)| old != &job.jti);
+    writes.replaced.push((job.jti.clone(), new_jti.clone()));
+    writes.new_tokens.push(RotatedToken {
+        jti: new_jti.clone(),
+        user_id: job.user_id,
+        family_id,
+        expires_at: *expires_at,
+    });
+}
+
+/// The requester's answer, with the audit events of a committed reuse.
+fn answer(job: &RefreshJob, outcome: Result<Outcome, StoreError>) -> Result<(), SessionError> {
+    match outcome? {
+        Outcome::Done => Ok(()),
+        Outcome::Refused(err) => Err(err),
+        Outcome::ReuseDetected { family } => {
+            let user_id = job.user_id;
+            tracing::warn!(event = "refresh_reuse_detected", user_id, family = %family);
+            tracing::warn!(event = "family_revoked", user_id, family = %family);
+            Err(TokenError::Blacklisted.into())
+        }
+    }
+}
+
 #[cfg(test)]
-pub(super) mod tests {
+mod decide_tests {
     use super::*;
 
     const STRICT: RefreshPolicy = RefreshPolicy {
@@ -105,7 +357,7 @@ pub(super) mod tests {
     };
 
     /// A recorded, unused token of user 1 in `family`.
-    pub(in crate::tokens) fn fresh_in(family: &str) -> TokenRecord {
+    pub(super) fn fresh_in(family: &str) -> TokenRecord {
         TokenRecord {
             user_id: 1,
             family_id: Some(family.into()),
@@ -222,5 +474,143 @@ pub(super) mod tests {
             decide(None, 1, &STRICT),
             Decision::Refuse(TokenError::Invalid(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::decide_tests::fresh_in as fresh;
+    use super::*;
+
+    const STRICT: RefreshPolicy = RefreshPolicy {
+        rotate: true,
+        blacklist_after_rotation: true,
+        reuse_grace: 0,
+        family_lifetime: 0,
+    };
+
+    fn job(jti: &str, new: &str, policy: RefreshPolicy) -> RefreshJob {
+        RefreshJob {
+            jti: jti.into(),
+            user_id: 1,
+            rotated: Some((new.into(), 1_000)),
+            policy,
+            now: 100,
+        }
+    }
+
+    fn plan_of(
+        jobs: &[RefreshJob],
+        records: &[(&str, TokenRecord)],
+    ) -> (Vec<&'static str>, BatchWrites) {
+        let jobs: Vec<&RefreshJob> = jobs.iter().collect();
+        let records = records
+            .iter()
+            .map(|(jti, record)| (jti.to_string(), record.clone()))
+            .collect();
+        let (outcomes, writes) = plan(&jobs, records, &HashSet::from([1]));
+        let names = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Done => "done",
+                Outcome::Refused(SessionError::NoActiveAccount) => "inactive",
+                Outcome::Refused(SessionError::Token(TokenError::Blacklisted)) => "blacklisted",
+                Outcome::Refused(_) => "refused",
+                Outcome::ReuseDetected { .. } => "reuse",
+            })
+            .collect();
+        (names, writes)
+    }
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn distinct_tokens_all_rotate_in_one_batch() {
+        let (outcomes, writes) = plan_of(
+            &[job("a", "a2", STRICT), job("b", "b2", STRICT)],
+            &[("a", fresh("f")), ("b", fresh("g"))],
+        );
+        assert_eq!(outcomes, ["done", "done"]);
+        assert_eq!(writes.blacklisted, strings(&["a", "b"]));
+        assert_eq!(
+            writes.replaced,
+            [("a".into(), "a2".into()), ("b".into(), "b2".into())]
+        );
+        let families: Vec<_> = writes
+            .new_tokens
+            .iter()
+            .map(|t| t.family_id.clone())
+            .collect();
+        assert_eq!(families, [Some("f".into()), Some("g".into())]);
+        assert!(writes.revoked_families.is_empty());
+    }
+
+    #[test]
+    fn the_same_token_twice_without_grace_rotates_once_then_revokes_its_family() {
+        let (outcomes, writes) = plan_of(
+            &[job("a", "a2", STRICT), job("a", "a3", STRICT)],
+            &[("a", fresh("f"))],
+        );
+        assert_eq!(outcomes, ["done", "reuse"]);
+        assert_eq!(writes.revoked_families, strings(&["f"]));
+        // a2 is written, then blacklisted with the rest of its family.
+        assert_eq!(writes.new_tokens.len(), 1);
+    }
+
+    #[test]
+    fn a_retry_in_the_same_batch_supersedes_the_first_answer() {
+        let graceful = RefreshPolicy {
+            reuse_grace: 10,
+            ..STRICT
+        };
+        let (outcomes, writes) = plan_of(
+            &[job("a", "a2", graceful), job("a", "a3", graceful)],
+            &[("a", fresh("f"))],
+        );
+        assert_eq!(outcomes, ["done", "done"]);
+        // The first answer's token is blacklisted; a now points at a3.
+        assert_eq!(writes.blacklisted, strings(&["a", "a2", "a"]));
+        assert_eq!(writes.replaced, [("a".into(), "a3".into())]);
+    }
+
+    #[test]
+    fn after_a_reuse_the_rest_of_the_family_is_refused_in_the_batch() {
+        let rotated = TokenRecord {
+            blacklisted: true,
+            rotated_at: Some(50),
+            replaced_by: Some("b".into()),
+            ..fresh("f")
+        };
+        let (outcomes, writes) = plan_of(
+            &[
+                job("a", "x", STRICT),
+                job("b", "b2", STRICT),
+                job("c", "c2", STRICT),
+            ],
+            &[("a", rotated), ("b", fresh("f")), ("c", fresh("g"))],
+        );
+        assert_eq!(outcomes, ["reuse", "blacklisted", "done"]);
+        assert_eq!(writes.revoked_families, strings(&["f"]));
+        assert_eq!(writes.replaced, [("c".into(), "c2".into())]);
+    }
+
+    #[test]
+    fn unknown_tokens_and_inactive_users_change_nothing() {
+        let mut inactive = job("b", "b2", STRICT);
+        inactive.user_id = 2;
+        let (outcomes, writes) = plan_of(
+            &[job("ghost", "g2", STRICT), inactive],
+            &[(
+                "b",
+                TokenRecord {
+                    user_id: 2,
+                    ..fresh("f")
+                },
+            )],
+        );
+        assert_eq!(outcomes, ["refused", "inactive"]);
+        assert_eq!(writes, BatchWrites::default());
     }
 }

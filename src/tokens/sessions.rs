@@ -1,11 +1,9 @@
-//! The refresh-token lifecycle against the store: logins open a family,
-//! refreshes rotate inside one transaction, reuse revokes the family,
-//! blacklisting and logging out everywhere. Decisions come from
-//! [`refresh::decide`](super::refresh::decide); this module signs and
-//! writes.
+//! The refresh-token lifecycle against the store, for one request
+//! ([`Sessions`] bundles what it needs): logins open a family, sliding
+//! tokens are refreshed, tokens are blacklisted, and a user is logged out
+//! everywhere. Refreshing a refresh token is [`super::refresh`]'s.
 
-use super::group_commit::{RefreshJob, RefreshWriter};
-use super::refresh::RefreshPolicy;
+use super::refresh::{RefreshPolicy, RefreshWriter};
 use super::{Claims, IssueError, TokenError, TokenService, TokenType, new_jti};
 use crate::clock::UnixTime;
 use crate::keys::KeySet;
@@ -95,38 +93,6 @@ impl Sessions<'_> {
             )
             .await?;
         Ok(token)
-    }
-
-    /// Refreshes with a verified refresh token, in one transaction (shared
-    /// with the refreshes that arrive meanwhile: see [`RefreshWriter`]).
-    pub async fn refresh(&self, claims: &Claims, now: UnixTime) -> Result<Refreshed, SessionError> {
-        let user_id = claims
-            .user_id
-            .parse::<i64>()
-            .map_err(|_| SessionError::NoActiveAccount)?;
-        // Sign here, on the request's task: the writer does SQL only.
-        let (access, _) = self
-            .tokens
-            .issue(self.keys, TokenType::Access, &claims.user_id, now)?;
-        let rotated = match self.policy.rotate {
-            true => Some(
-                self.tokens
-                    .issue(self.keys, TokenType::Refresh, &claims.user_id, now)?,
-            ),
-            false => None,
-        };
-        let job = RefreshJob {
-            jti: claims.jti.clone(),
-            user_id,
-            rotated: rotated.as_ref().map(|(_, new)| (new.jti.clone(), new.exp)),
-            policy: self.policy,
-            now,
-        };
-        self.writer.apply(job).await?;
-        Ok(Refreshed {
-            access,
-            refresh: rotated.map(|(token, _)| token),
-        })
     }
 
     /// Refreshes a verified sliding token: same id and `refresh_exp`, new
