@@ -81,7 +81,7 @@ pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow
         }
         UsersCommand::List => list(store).await?,
         UsersCommand::Disable { name } => {
-            let name = lookup_name(name);
+            let name = stored_name(store, name).await?;
             let ended = store
                 .set_user_active(&name, false, SystemClock.now())
                 .await?;
@@ -89,14 +89,14 @@ pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow
             say!("disabled user {name}; blacklisted {ended} outstanding token(s)")?;
         }
         UsersCommand::Enable { name } => {
-            let name = lookup_name(name);
+            let name = stored_name(store, name).await?;
             store
                 .set_user_active(&name, true, SystemClock.now())
                 .await?;
             say!("enabled user {name}")?;
         }
         UsersCommand::LogoutAll { name } => {
-            let name = lookup_name(name);
+            let name = stored_name(store, name).await?;
             let user = store
                 .user_by_name(&name)
                 .await?
@@ -114,7 +114,7 @@ pub async fn run(command: UsersCommand, store: &Store, cost: HashCost) -> anyhow
             name,
             password_stdin,
         } => {
-            let name = lookup_name(name);
+            let name = stored_name(store, name).await?;
             if store.user_by_name(&name).await?.is_none() {
                 bail!("no user named `{name}`");
             }
@@ -156,10 +156,16 @@ async fn list(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The name a user is stored under: its NFKC form when valid, else as
-/// typed (it will not be found).
-fn lookup_name(name: String) -> String {
-    normalize_username(&name).unwrap_or(name)
+/// The name a user is stored under: the NFKC form of `name` when a user
+/// has it, else `name` as typed, so that a user added before names were
+/// normalised can still be managed.
+async fn stored_name(store: &Store, name: String) -> anyhow::Result<String> {
+    if let Ok(normalized) = normalize_username(&name)
+        && store.user_by_name(&normalized).await?.is_some()
+    {
+        return Ok(normalized);
+    }
+    Ok(name)
 }
 
 /// Reads a password from standard input or, on a terminal, a prompt.

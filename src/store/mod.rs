@@ -60,7 +60,7 @@ pub enum StoreError {
     /// The database stayed locked by another writer, or every connection
     /// stayed busy, past the wait allowed: worth retrying shortly.
     #[error("database busy: {0}")]
-    Busy(sqlx::Error),
+    Busy(String),
 }
 
 // Not `#[from]`: the message already includes the cause, and a chained
@@ -68,7 +68,7 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         if is_busy(&err) {
-            Self::Busy(err)
+            Self::Busy(err.to_string())
         } else {
             Self::Query(err)
         }
@@ -152,6 +152,10 @@ impl Store {
             // more connection outside the pool). Each connection
             // keeps its own page cache (up to 2 MiB), so more cost memory.
             .max_connections(4)
+            // Connections stay open: reopening one needs a descriptor, and
+            // a flood of connections may have taken them all.
+            .idle_timeout(None)
+            .max_lifetime(None)
             // A COMMIT that failed on a full or read-only disk leaves sqlx
             // believing the connection is still in a transaction. sqlx pings
             // every connection it takes back, which runs any rollback queued

@@ -403,9 +403,11 @@ impl Drop for RefreshBatch<'_> {
     }
 }
 
-/// Blacklists every outstanding token of `user_id` that has not expired by
-/// `now`, inside the caller's write transaction; returns how many were
-/// newly blacklisted.
+/// Ends every session of `user_id`, inside the caller's write transaction:
+/// blacklists each of its outstanding tokens that has not expired by `now`,
+/// and revokes its refresh families, so that no retry within
+/// `refresh_reuse_grace` can bring a session back. Returns how many tokens
+/// were newly blacklisted.
 pub(super) async fn blacklist_outstanding(
     tx: &mut SqliteConnection,
     user_id: i64,
@@ -413,12 +415,18 @@ pub(super) async fn blacklist_outstanding(
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "INSERT OR IGNORE INTO blacklisted_tokens (jti, blacklisted_at) \
-         SELECT jti, ? FROM outstanding_tokens WHERE user_id = ? AND expires_at > ?",
+         SELECT jti, ?1 FROM outstanding_tokens WHERE user_id = ?2 AND expires_at > ?1",
     )
     .bind(now)
     .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE token_families SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
+    )
     .bind(now)
-    .execute(tx)
+    .bind(user_id)
+    .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())
 }

@@ -192,22 +192,23 @@ impl Store {
     }
 
     /// Replaces a user's hash of the same password by one of another cost;
-    /// sessions go on. Changes nothing if the hash is no longer `old` (the
-    /// password was changed meanwhile).
+    /// sessions go on. Changes nothing, and returns `false`, if the hash is
+    /// no longer `old` (the password was changed meanwhile).
     pub async fn upgrade_password_hash(
         &self,
         user_id: i64,
         old: &str,
         new: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
-            .bind(new)
-            .bind(user_id)
-            .bind(old)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let done =
+            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
+                .bind(new)
+                .bind(user_id)
+                .bind(old)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -88,13 +88,14 @@ pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolic
     if record.family_revoked {
         return Decision::Refuse(TokenError::Blacklisted);
     }
-    if let (Some(began), true) = (record.family_created_at, policy.family_lifetime > 0)
-        && now >= began + policy.family_lifetime
-    {
-        return Decision::Refuse(TokenError::Expired);
-    }
+    let family_ended = record
+        .family_created_at
+        .is_some_and(|began| policy.family_lifetime > 0 && now >= began + policy.family_lifetime);
     if let (Some(rotated_at), true) = (record.rotated_at, policy.blacklist_after_rotation) {
         if policy.reuse_grace > 0 && now - rotated_at <= policy.reuse_grace {
+            if family_ended {
+                return Decision::Refuse(TokenError::Expired);
+            }
             return Decision::Retry {
                 superseded: record.replaced_by.clone(),
             };
@@ -103,6 +104,10 @@ pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolic
             Some(family) => Decision::RevokeFamily(family.clone()),
             None => Decision::Refuse(TokenError::Blacklisted),
         };
+    }
+    // A reuse is detected (above) even in an ended family.
+    if family_ended {
+        return Decision::Refuse(TokenError::Expired);
     }
     if record.blacklisted {
         return Decision::Refuse(TokenError::Blacklisted);
@@ -221,6 +226,12 @@ async fn write_batches(
         let outcomes = match committed {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(err) if jobs.len() == 1 => vec![Err(err)],
+            // Every job would wait out the same lock or closed store alone.
+            Err(StoreError::Busy(reason)) => jobs
+                .iter()
+                .map(|_| Err(StoreError::Busy(reason.clone())))
+                .collect(),
+            Err(StoreError::Closed) => jobs.iter().map(|_| Err(StoreError::Closed)).collect(),
             Err(err) => {
                 tracing::warn!(error = %err, refreshes = jobs.len(), "refresh batch failed; committing each alone");
                 let mut alone = Vec::with_capacity(jobs.len());
@@ -449,6 +460,20 @@ mod decide_tests {
             decide(Some(&fresh()), 1_050, &STRICT),
             Decision::Rotate,
             "0 turns the lifetime off"
+        );
+        assert_eq!(
+            decide(Some(&rotated_at(1_060)), 1_070, &bounded),
+            Decision::RevokeFamily("f".into()),
+            "a reuse is still detected"
+        );
+        let graceful = RefreshPolicy {
+            reuse_grace: 30,
+            ..bounded
+        };
+        assert_eq!(
+            decide(Some(&rotated_at(1_060)), 1_070, &graceful),
+            Decision::Refuse(TokenError::Expired),
+            "no fresh pair in an ended family"
         );
     }
 

@@ -49,7 +49,8 @@ async fn rehash(store: &Store, hasher: &PasswordHasher, user: &User, password: &
         Err(err) => Err(err.to_string()),
     };
     match rehashed {
-        Ok(()) => tracing::info!(event = "password_rehashed", user_id = user.id),
+        Ok(true) => tracing::info!(event = "password_rehashed", user_id = user.id),
+        Ok(false) => {}
         Err(reason) => tracing::warn!(user_id = user.id, %reason, "could not re-hash a password"),
     }
 }

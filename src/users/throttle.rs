@@ -211,8 +211,8 @@ impl<K: Eq + Hash + HeapBytes> Windows<K> {
     }
 
     fn forget(&mut self, key: &K) {
-        if self.windows.remove(key).is_some() {
-            self.bytes -= Self::entry_bytes(key);
+        if let Some((stored, _)) = self.windows.remove_entry(key) {
+            self.bytes -= Self::entry_bytes(&stored);
         }
     }
 

@@ -260,6 +260,40 @@ async fn a_new_password_or_a_disabled_user_ends_every_session() {
     expect_json(app.refresh(&alice.refresh).await, StatusCode::OK).await;
 }
 
+#[tokio::test]
+async fn a_retry_within_the_grace_cannot_bring_an_ended_session_back() {
+    let app = spawn_app_with(|config| config.refresh_reuse_grace = Duration::from_secs(30)).await;
+    app.add_user("alice", "old").await;
+    let first = app.login_ok("alice", "old").await.refresh;
+    expect_json(app.refresh(&first).await, StatusCode::OK).await;
+    app.jwtd(
+        &["users", "set-password", "alice", "--password-stdin"],
+        Some("new\n"),
+    )
+    .await
+    .ok();
+    // Within the grace, the rotated-away token would be taken as a retry
+    // and get a fresh pair: not once the session has ended.
+    let body = expect_json(app.refresh(&first).await, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        body,
+        json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
+    );
+}
+
+#[tokio::test]
+async fn a_user_stored_under_a_name_that_is_not_nfkc_can_still_be_managed() {
+    let app = spawn_app_with(|_| {}).await;
+    // Added before names were normalised (straight into the store).
+    app.add_user("ｂｏｂ", "pw").await;
+    let run = app.jwtd(&["users", "disable", "ｂｏｂ"], None).await.ok();
+    assert!(
+        run.stdout.contains("disabled user ｂｏｂ"),
+        "{}",
+        run.stdout
+    );
+}
+
 async fn sliding_token(app: &TestApp, username: &str, password: &str) -> String {
     let response = app
         .post_json(
