@@ -32,7 +32,8 @@ pub enum KeysCommand {
     },
     /// Emergency: unpublish a key at once; tokens it signed fail.
     Revoke {
-        /// The key's id.
+        /// The key's id (it may begin with `-`: base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Write jwks.json and one <kid>.pem per published key.

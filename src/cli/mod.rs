@@ -160,3 +160,24 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, keys::KeysCommand, users::UsersCommand};
+
+    #[test]
+    fn a_kid_or_a_username_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["jwtd", "keys", "revoke", "-4bcd_EF"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Keys { action: KeysCommand::Revoke { ref kid } } if kid == "-4bcd_EF"
+        ));
+        let cli = Cli::try_parse_from(["jwtd", "users", "disable", "-bob"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Users { action: UsersCommand::Disable { ref name } } if name == "-bob"
+        ));
+    }
+}

@@ -15,7 +15,8 @@ use crate::users::{ForLog, Password, PasswordHasher, normalize_username};
 pub enum UsersCommand {
     /// Add a user (prompts for the password unless --password-stdin).
     Add {
-        /// Username.
+        /// Username (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         name: String,
         /// Read the password from standard input (one trailing newline is stripped).
         #[arg(long)]
@@ -28,22 +29,26 @@ pub enum UsersCommand {
     List,
     /// Disable a user: no login, no refresh.
     Disable {
-        /// Username.
+        /// Username (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         name: String,
     },
     /// Enable a disabled user.
     Enable {
-        /// Username.
+        /// Username (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         name: String,
     },
     /// Blacklist every outstanding refresh and sliding token of a user.
     LogoutAll {
-        /// Username.
+        /// Username (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         name: String,
     },
     /// Change a user's password.
     SetPassword {
-        /// Username.
+        /// Username (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         name: String,
         /// Read the password from standard input (one trailing newline is stripped).
         #[arg(long)]
