@@ -1,7 +1,7 @@
 //! Queries on the `users` table.
 
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::tokens::blacklist_outstanding;
 use super::{Store, StoreError, WriteTransaction, flag};
@@ -147,15 +147,13 @@ impl Store {
         now: UnixTime,
     ) -> Result<u64, StoreError> {
         let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
-        let user: Option<i64> =
-            sqlx::query_scalar("UPDATE users SET is_active = ? WHERE username = ? RETURNING id")
-                .bind(active)
-                .bind(username)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(user) = user else {
-            return Err(StoreError::NoSuchUser(username.to_owned()));
-        };
+        let user = update_user(
+            &mut tx,
+            "UPDATE users SET is_active = ?1 WHERE username = ?2 RETURNING id",
+            active,
+            username,
+        )
+        .await?;
         let ended = if active {
             0
         } else {
@@ -176,16 +174,13 @@ impl Store {
         now: UnixTime,
     ) -> Result<u64, StoreError> {
         let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
-        let user: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
+        let user = update_user(
+            &mut tx,
+            "UPDATE users SET password_hash = ?1 WHERE username = ?2 RETURNING id",
+            hash,
+            username,
         )
-        .bind(hash)
-        .bind(username)
-        .fetch_optional(&mut *tx)
         .await?;
-        let Some(user) = user else {
-            return Err(StoreError::NoSuchUser(username.to_owned()));
-        };
         let ended = blacklist_outstanding(&mut tx, user, now).await?;
         tx.commit().await?;
         Ok(ended)
@@ -210,6 +205,26 @@ impl Store {
                 .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Runs `sql`, an `UPDATE users SET … = ?1 WHERE username = ?2 RETURNING
+/// id`, in the caller's write transaction; the changed user's id, or
+/// [`StoreError::NoSuchUser`].
+async fn update_user<'q, T>(
+    tx: &mut SqliteConnection,
+    sql: &'static str,
+    value: T,
+    username: &'q str,
+) -> Result<i64, StoreError>
+where
+    T: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+{
+    let user: Option<i64> = sqlx::query_scalar(sql)
+        .bind(value)
+        .bind(username)
+        .fetch_optional(tx)
+        .await?;
+    user.ok_or_else(|| StoreError::NoSuchUser(username.to_owned()))
 }
 
 fn user_from_row(row: SqliteRow) -> Result<User, StoreError> {

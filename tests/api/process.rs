@@ -328,6 +328,27 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits, without blocking the async runtime, until the log has
+    /// `count` lines that contain `needle`, and returns the log; panics
+    /// with `what` and the log after `within`.
+    pub(crate) async fn wait_for_lines(
+        &self,
+        needle: &str,
+        count: usize,
+        within: Duration,
+        what: &str,
+    ) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.iter().filter(|line| line.contains(needle)).count() >= count {
+                return log;
+            }
+            assert!(started.elapsed() < within, "{what}: {log:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills the server and waits for it.
     pub(crate) fn stop(mut self) {
         self.kill();
