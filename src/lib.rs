@@ -31,6 +31,8 @@ pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
+pub mod testing;
+#[cfg(feature = "server")]
 pub mod tokens;
 #[cfg(feature = "server")]
 pub mod users;

@@ -1,0 +1,244 @@
+//! Driving a real issuer from test suites and benchmarks: jwtd's own, and
+//! a partner service's that starts an issuer in-process
+//! ([`Issuer`] with a [`ManualClock`](crate::clock::ManualClock)) and needs
+//! users, a rotation or a token with claims the issuer would never write.
+//!
+//! Nothing here is needed to run jwtd. Every function works on a
+//! deployment's own database and master key, as its operator could.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use zeroize::Zeroizing;
+
+use crate::clock::{Clock, UnixTime};
+use crate::config::Config;
+use crate::http::AppState;
+use crate::keys::lifecycle::{self, KeyMaking};
+use crate::keys::schedule::RotationPolicy;
+use crate::keys::{KeySet, material};
+use crate::server::Issuer;
+use crate::store::Store;
+use crate::tokens::{Expect, TokenService, TokenType};
+use crate::users::{Password, PasswordHasher};
+use crate::verifier::Algorithm;
+
+pub use crate::keys::{GeneratedKey, MasterKey, SigningKey};
+pub use crate::store::{KeyState, StoredKey};
+
+/// A deployment's database and master key, opened beside (or instead of)
+/// a running issuer.
+pub struct Deployment {
+    store: Store,
+    master: MasterKey,
+    config: Config,
+}
+
+impl Deployment {
+    /// Opens the database and master key `config` names (both must exist).
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let store = Store::open(&config.database_path()).await?;
+        let master = MasterKey::load(&config.master_key)?;
+        Ok(Self {
+            store,
+            master,
+            config: config.clone(),
+        })
+    }
+
+    /// Adds a user whose password is hashed at the default cost; returns
+    /// its id.
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password: &str,
+        active: bool,
+        now: UnixTime,
+    ) -> anyhow::Result<i64> {
+        let hash = PasswordHasher::new()
+            .await
+            .hash(&Password::new(password.to_owned()))
+            .await
+            .map_err(|err| anyhow::anyhow!("hashing the password: {err}"))?;
+        Ok(self.store.add_user(username, &hash, active, now).await?.id)
+    }
+
+    /// Enables or disables a user, as `jwtd users enable|disable` does.
+    pub async fn set_user_active(
+        &self,
+        username: &str,
+        active: bool,
+        now: UnixTime,
+    ) -> anyhow::Result<()> {
+        self.store.set_user_active(username, active, now).await?;
+        Ok(())
+    }
+
+    /// The stored password hash (a PHC string) of a user, if it exists.
+    pub async fn password_hash(&self, username: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .store
+            .user_by_name(username)
+            .await?
+            .map(|user| user.password_hash))
+    }
+
+    /// Every signing key ever made, oldest first, as stored.
+    pub async fn keys(&self) -> anyhow::Result<Vec<StoredKey>> {
+        Ok(self.store.keys_with_version().await?.1)
+    }
+
+    /// The private key (PKCS#8 DER) of a stored key, decrypted.
+    pub fn unseal(&self, key: &StoredKey) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        let sealed = key
+            .sealed_private
+            .as_deref()
+            .with_context(|| format!("key {} has no private key left", key.kid))?;
+        Ok(self.master.open(&key.kid, sealed)?)
+    }
+
+    /// The key that signs now, ready to sign anything: a token the issuer
+    /// could have issued, whatever its claims say.
+    pub async fn active_signer(&self) -> anyhow::Result<SigningKey> {
+        let keys = self.keys().await?;
+        let active = keys
+            .iter()
+            .find(|key| key.state == KeyState::Active)
+            .context("no active key")?;
+        Ok(SigningKey::from_pkcs8(
+            &active.kid,
+            active.alg,
+            &self.unseal(active)?,
+        )?)
+    }
+
+    /// `jwtd keys rotate --now`: the waiting key signs from now on; returns
+    /// its kid.
+    pub async fn rotate_now(&self, clock: &dyn Clock) -> anyhow::Result<String> {
+        let making = KeyMaking {
+            policy: RotationPolicy::new(&self.config),
+            rsa_bits: self.config.rsa_bits,
+        };
+        lifecycle::rotate(&self.store, &self.master, making, true, clock).await?;
+        let keys = self.keys().await?;
+        let active = keys.iter().find(|key| key.state == KeyState::Active);
+        Ok(active.context("no active key after rotating")?.kid.clone())
+    }
+
+    /// Closes the database.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}
+
+/// A fresh key pair, as `jwtd serve` makes them (RSA keys of `rsa_bits`).
+pub fn generate_key(alg: Algorithm, rsa_bits: u32) -> anyhow::Result<GeneratedKey> {
+    Ok(material::generate(alg, rsa_bits)?)
+}
+
+/// Issuing and verifying access tokens exactly as the issuer's endpoints
+/// do, with one key held in memory: no store, no HTTP. For measuring
+/// jwtd's own cost over the signature it computes.
+pub struct TokenBench {
+    keys: KeySet,
+    service: TokenService,
+    now: UnixTime,
+}
+
+impl TokenBench {
+    /// An issuer following `config` whose only key, active since `now`, is
+    /// `key`.
+    pub fn new(config: &Config, key: &GeneratedKey, now: UnixTime) -> anyhow::Result<Self> {
+        let master = MasterKey::from_bytes(&[7; 32])?;
+        let stored = StoredKey {
+            sealed_private: Some(master.seal(&key.kid, &key.pkcs8)?),
+            kid: key.kid.clone(),
+            alg: key.alg,
+            state: KeyState::Active,
+            public: key.public.clone(),
+            created_at: now,
+            activated_at: Some(now),
+            deactivated_at: None,
+            retired_at: None,
+            revoked_at: None,
+            rotate_requested_at: None,
+        };
+        let keys = KeySet::build(1, &[stored], &master, None, &RotationPolicy::new(config))?;
+        Ok(Self {
+            keys,
+            service: TokenService::new(config),
+            now,
+        })
+    }
+
+    /// An access token for `user_id`.
+    pub fn issue_access(&self, user_id: &str) -> anyhow::Result<String> {
+        let (token, _) = self
+            .service
+            .issue(&self.keys, TokenType::Access, user_id, self.now)?;
+        Ok(token)
+    }
+
+    /// Verifies an access token in full (signature and claims).
+    pub fn verify(&self, token: &str) -> anyhow::Result<()> {
+        let expect = Expect::Type(TokenType::Access);
+        self.service.verify(&self.keys, token, expect, self.now)?;
+        Ok(())
+    }
+
+    /// Verifies an access token as `/api/me/` and `/api/token/verify/` do:
+    /// from memory when it was verified lately.
+    pub fn verify_cached(&self, token: &str) -> anyhow::Result<()> {
+        let expect = Expect::Type(TokenType::Access);
+        self.service
+            .verify_cached(&self.keys, token, expect, self.now)?;
+        Ok(())
+    }
+}
+
+/// Logs users in without their passwords, through an opened issuer's own
+/// session code: refresh tokens recorded exactly as a login records them.
+/// For load tests that need many valid tokens quickly.
+#[derive(Clone)]
+pub struct Minter {
+    state: AppState,
+}
+
+impl Minter {
+    /// Opens the issuer `config` describes (creating its keys if needed).
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let issuer = Issuer::open(config, clock).await?;
+        Ok(Self {
+            state: issuer.state().clone(),
+        })
+    }
+
+    /// The id of the user called `username`.
+    pub async fn user_id(&self, username: &str) -> anyhow::Result<i64> {
+        let user = self.state.store.user_by_name(username).await?;
+        Ok(user.with_context(|| format!("no user `{username}`"))?.id)
+    }
+
+    /// A new access token for `user_id`.
+    pub fn access(&self, user_id: i64) -> anyhow::Result<String> {
+        let keys = self.state.keys.current();
+        let now = self.state.clock.now();
+        let (token, _) = self
+            .state
+            .tokens
+            .issue(&keys, TokenType::Access, &user_id.to_string(), now)?;
+        Ok(token)
+    }
+
+    /// A login of `user_id`: `(access, refresh)`, the refresh token recorded.
+    pub async fn login(&self, user_id: i64) -> anyhow::Result<(String, String)> {
+        let keys = self.state.keys.current();
+        let now = self.state.clock.now();
+        Ok(self.state.sessions(&keys).login(user_id, now).await?)
+    }
+
+    /// Closes the database, after every recorded login is written.
+    pub async fn close(self) {
+        self.state.store.close().await;
+    }
+}
