@@ -223,10 +223,10 @@ impl Minter {
     pub fn access(&self, user_id: i64) -> anyhow::Result<String> {
         let keys = self.state.keys.current();
         let now = self.state.clock.now();
-        let (token, _) = self
-            .state
-            .tokens
-            .issue(&keys, TokenType::Access, &user_id.to_string(), now)?;
+        let (token, _) =
+            self.state
+                .tokens
+                .issue(&keys, TokenType::Access, &user_id.to_string(), now)?;
         Ok(token)
     }
 

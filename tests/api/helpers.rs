@@ -9,7 +9,7 @@ use std::time::Duration;
 use jwtd::clock::{Clock, ManualClock};
 use jwtd::config::{Config, MasterKeySource};
 use jwtd::server::Issuer;
-use jwtd::users::{Password, PasswordHasher};
+use jwtd::testing::Deployment;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -124,20 +124,13 @@ impl TestApp {
 
     /// Adds a user, active or not; returns its id.
     pub async fn add_user_with(&self, username: &str, password: &str, active: bool) -> i64 {
-        let store = jwtd::store::Store::open(&self.config.database_path())
+        let deployment = Deployment::open(&self.config).await.unwrap();
+        let id = deployment
+            .add_user(username, password, active, self.clock.now())
             .await
             .unwrap();
-        let hash = PasswordHasher::new()
-            .await
-            .hash(&Password::new(password.to_owned()))
-            .await
-            .unwrap();
-        let user = store
-            .add_user(username, &hash, active, self.clock.now())
-            .await
-            .unwrap();
-        store.close().await;
-        user.id
+        deployment.close().await;
+        id
     }
 
     /// POSTs a JSON body.
@@ -302,4 +295,21 @@ pub fn kid_of(token: &str) -> String {
         .as_str()
         .expect("a kid in the header")
         .to_owned()
+}
+
+/// Asks `probe` every 20 ms until it finds something; panics with `what`
+/// after `within`. Returns what it found and how long that took.
+pub async fn poll_until<T>(
+    within: Duration,
+    what: &str,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> (T, Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(found) = probe().await {
+            return (found, started.elapsed());
+        }
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

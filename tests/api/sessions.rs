@@ -20,7 +20,9 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use tokio::sync::{Barrier, Notify};
 use tokio::task::JoinSet;
 
-use crate::helpers::{Pair, TestApp, claims_of, expect_json, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Pair, TestApp, claims_of, expect_json, poll_until, spawn_app, spawn_app_with,
+};
 use crate::process::{Server, jwtd_with};
 
 const PASSWORD: &str = "correct horse";
@@ -290,14 +292,11 @@ async fn columns_containing(pool: &SqlitePool, needle: &str) -> (Vec<String>, i6
 
 /// Waits (bounded) until the token with this jti is no longer recorded.
 async fn wait_until_flushed(pool: &SqlitePool, jti: &str) {
-    let deadline = Instant::now() + POLL_DEADLINE;
-    while outstanding(pool, jti).await.is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "token {jti} was not flushed within {POLL_DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("token {jti} flushed");
+    poll_until(POLL_DEADLINE, &what, async || {
+        outstanding(pool, jti).await.is_none().then_some(())
+    })
+    .await;
 }
 
 // --- running the jwtd binary ---------------------------------------------------
