@@ -1,8 +1,9 @@
 //! Token benchmarks: per algorithm (RS256-2048 and ES256), the raw aws-lc-rs
-//! sign and verify with a key parsed once, against jwtd's own
-//! `TokenService::issue` and `TokenService::verify` with the same key, and
-//! `TokenService::verify_cached` (what the server's endpoints call) for a
-//! token it has verified before and for one it has not seen lately.
+//! sign and verify with a key parsed once, against jwtd's own issue and
+//! verify with the same key (`jwtd::testing::TokenBench`, the code the
+//! endpoints run), and its cached verify (what `/api/me/` and
+//! `/api/token/verify/` call) for a token it has verified before and for
+//! one it has not seen lately.
 //!
 //! `cargo bench --bench tokens` runs criterion's groups (`RS256/…`,
 //! `ES256/…`), then prints jwtd's overhead: issue time / raw sign time and
@@ -25,14 +26,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group};
 
-use jwtd::clock::{Clock, SystemClock, UnixTime};
+use jwtd::clock::{Clock, SystemClock};
 use jwtd::config::Config;
-use jwtd::keys::material;
-use jwtd::keys::schedule::RotationPolicy;
-use jwtd::keys::{KeySet, MasterKey};
-use jwtd::store::KeyState;
-use jwtd::store::StoredKey;
-use jwtd::tokens::{Expect, TokenService, TokenType};
+use jwtd::testing::{TokenBench, generate_key};
 use jwtd::verifier::Algorithm;
 
 /// Distinct tokens for the not-seen-lately figure: more than the 4096
@@ -55,9 +51,8 @@ struct Fixture {
     /// Public key bytes for `UnparsedPublicKey` (parsed on every verify).
     public_bytes: Vec<u8>,
     verify_alg: &'static dyn VerificationAlgorithm,
-    keys: KeySet,
-    service: TokenService,
-    now: UnixTime,
+    /// jwtd's own issue and verify, with the same key.
+    jwtd: TokenBench,
     /// A token jwtd issued: its signing input and raw signature.
     token: String,
     signing_input: Vec<u8>,
@@ -69,27 +64,9 @@ struct Fixture {
 
 impl Fixture {
     fn new(alg: Algorithm) -> Self {
-        let config = Config::default();
-        let now = SystemClock.now();
-        let generated = material::generate(alg, 2048).expect("key generation");
-        let master = MasterKey::from_bytes(&[7; 32]).expect("master key");
-        // What `lifecycle::seal` stores for a freshly created active key.
-        let stored = StoredKey {
-            sealed_private: Some(master.seal(&generated.kid, &generated.pkcs8).expect("seal")),
-            kid: generated.kid.clone(),
-            alg,
-            state: KeyState::Active,
-            public: generated.public.clone(),
-            created_at: now,
-            activated_at: Some(now),
-            deactivated_at: None,
-            retired_at: None,
-            revoked_at: None,
-            rotate_requested_at: None,
-        };
-        let keys = KeySet::build(1, &[stored], &master, None, &RotationPolicy::new(&config))
-            .expect("key set");
-        let service = TokenService::new(&config);
+        let generated = generate_key(alg, 2048).expect("key generation");
+        let jwtd = TokenBench::new(&Config::default(), &generated, SystemClock.now())
+            .expect("jwtd's side");
 
         let (raw, public_bytes, verify_alg): (_, Vec<u8>, &'static dyn VerificationAlgorithm) =
             match alg {
@@ -112,21 +89,14 @@ impl Fixture {
         let parsed = ParsedPublicKey::new(verify_alg, &public_bytes).expect("public key");
 
         // A typical signing input: exactly what jwtd signs for an access token.
-        let (token, _) = service
-            .issue(&keys, TokenType::Access, "42", now)
-            .expect("issue");
+        let token = jwtd.issue_access("42").expect("issue");
         let (input, sig_b64) = token.rsplit_once('.').expect("compact JWS");
         let signing_input = input.as_bytes().to_vec();
         let signature = URL_SAFE_NO_PAD
             .decode(sig_b64)
             .expect("base64url signature");
         let unseen = (0..UNSEEN_TOKENS)
-            .map(|_| {
-                let (token, _) = service
-                    .issue(&keys, TokenType::Access, "42", now)
-                    .expect("issue");
-                token
-            })
+            .map(|_| jwtd.issue_access("42").expect("issue"))
             .collect();
         let fixture = Self {
             alg,
@@ -135,9 +105,7 @@ impl Fixture {
             parsed,
             public_bytes,
             verify_alg,
-            keys,
-            service,
-            now,
+            jwtd,
             token,
             signing_input,
             signature,
@@ -189,20 +157,17 @@ impl Fixture {
             .expect("raw verify (unparsed)");
     }
 
-    /// One `TokenService::issue` of an access token.
+    /// One jwtd issue of an access token.
     fn jwtd_issue(&self) -> String {
-        self.service
-            .issue(&self.keys, TokenType::Access, black_box("42"), self.now)
-            .expect("issue")
-            .0
+        self.jwtd.issue_access(black_box("42")).expect("issue")
     }
 
-    /// One `TokenService::verify_cached` of an access token it verified before.
+    /// One jwtd cached verify of an access token it verified before.
     fn jwtd_verify_seen(&self) {
         self.jwtd_verify_cached(&self.token);
     }
 
-    /// One `TokenService::verify_cached` of an access token it has not
+    /// One jwtd cached verify of an access token it has not
     /// seen in its last 4096 (the next of `unseen`).
     fn jwtd_verify_unseen(&self) {
         let index = self.next_unseen.fetch_add(1, Ordering::Relaxed) % self.unseen.len();
@@ -210,26 +175,14 @@ impl Fixture {
     }
 
     fn jwtd_verify_cached(&self, token: &str) {
-        self.service
-            .verify_cached(
-                &self.keys,
-                black_box(token),
-                Expect::Type(TokenType::Access),
-                self.now,
-            )
+        self.jwtd
+            .verify_cached(black_box(token))
             .expect("verify_cached");
     }
 
-    /// One `TokenService::verify` of an access token.
+    /// One full jwtd verify of an access token.
     fn jwtd_verify(&self) {
-        self.service
-            .verify(
-                &self.keys,
-                black_box(&self.token),
-                Expect::Type(TokenType::Access),
-                self.now,
-            )
-            .expect("verify");
+        self.jwtd.verify(black_box(&self.token)).expect("verify");
     }
 }
 

@@ -24,7 +24,7 @@ use crate::users::{Password, PasswordHasher};
 use crate::verifier::Algorithm;
 
 pub use crate::keys::{GeneratedKey, MasterKey, SigningKey};
-pub use crate::store::{KeyState, StoredKey};
+pub use crate::store::{KeyState, StoredKey, User};
 
 /// A deployment's database and master key, opened beside (or instead of)
 /// a running issuer.
@@ -74,13 +74,9 @@ impl Deployment {
         Ok(())
     }
 
-    /// The stored password hash (a PHC string) of a user, if it exists.
-    pub async fn password_hash(&self, username: &str) -> anyhow::Result<Option<String>> {
-        Ok(self
-            .store
-            .user_by_name(username)
-            .await?
-            .map(|user| user.password_hash))
+    /// The user called `username`, as stored (password hash, last login…).
+    pub async fn user(&self, username: &str) -> anyhow::Result<Option<User>> {
+        Ok(self.store.user_by_name(username).await?)
     }
 
     /// Every signing key ever made, oldest first, as stored.

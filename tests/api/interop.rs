@@ -170,10 +170,8 @@ async fn signing_keys_survive_a_restart() {
     let app = app.restart().await;
     let kid_after = kid_of(&app.login_ok("alice", "pw").await.access);
     assert_eq!(kid_after, kid_before, "the same active key signs");
-    let store = jwtd::store::Store::open(&app.database_path())
-        .await
-        .unwrap();
-    let (_, keys) = store.keys_with_version().await.unwrap();
+    let store = jwtd::testing::Deployment::open(&app.config).await.unwrap();
+    let keys = store.keys().await.unwrap();
     store.close().await;
     assert_eq!(keys.len(), 2, "no key was added by the restart: {keys:?}");
 }

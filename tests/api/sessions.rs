@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jwtd::clock::Clock;
-use jwtd::store::Store;
+use jwtd::testing::Deployment;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
@@ -821,7 +821,7 @@ async fn a_disabled_users_refresh_and_sliding_tokens_are_refused() {
     let bob = login(&app, "bob").await;
     let bob_sliding = sliding_ok(&app, "bob").await;
 
-    let store = Store::open(&app.database_path()).await.unwrap();
+    let store = Deployment::open(&app.config).await.unwrap();
     store
         .set_user_active("alice", false, app.clock.now())
         .await
@@ -1027,8 +1027,11 @@ async fn update_last_login_records_the_login_time_only_when_on() {
         app.advance(Duration::from_secs(30));
         rotate(&app, &pair.refresh).await;
 
-        let store = Store::open(&app.database_path()).await.unwrap();
-        let users = store.list_users().await.unwrap();
+        let store = Deployment::open(&app.config).await.unwrap();
+        let mut users = Vec::new();
+        for name in ["alice", "bob"] {
+            users.push(store.user(name).await.unwrap().expect("the user exists"));
+        }
         store.close().await;
         let last_login = |name: &str| {
             users

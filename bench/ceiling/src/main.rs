@@ -9,7 +9,8 @@
 //!     database (creating keys), then mints one access token (DIR/access.txt),
 //!     --distinct more access tokens, one per line (DIR/access_distinct.txt),
 //!     and, per N, a file DIR/refresh_<i>.txt of N refresh tokens, each from
-//!     its own login (jwtd's `Sessions::login`, without the password hash).
+//!     its own login (`jwtd::testing::Minter`: jwtd's session code, without
+//!     the password hash).
 //! jwtd-bench report --ceilings FILE --runs FILE
 //!     the markdown table (and the targets) from run.sh's TSV.
 //! jwtd-bench free-port
@@ -310,33 +311,20 @@ async fn mint_async(
     distinct: usize,
     workers: usize,
 ) -> Result<(), Error> {
-    use jwtd::clock::{Clock, SystemClock};
+    use jwtd::clock::SystemClock;
     use jwtd::config::Config;
-    use jwtd::server::Issuer;
-    use jwtd::tokens::TokenType;
+    use jwtd::testing::Minter;
 
     let config = Config::load(None)?;
-    let issuer = Issuer::open(config, Arc::new(SystemClock)).await?;
-    let state = issuer.state().clone();
-    let user = state
-        .store
-        .user_by_name(&username)
-        .await?
-        .ok_or_else(|| format!("no user `{username}`"))?;
-    let keys = state.keys.current();
-    let now = SystemClock.now();
-    let (access, _) = state
-        .tokens
-        .issue(&keys, TokenType::Access, &user.id.to_string(), now)?;
+    let minter = Minter::open(config, Arc::new(SystemClock)).await?;
+    let user_id = minter.user_id(&username).await?;
+    let access = minter.access(user_id)?;
     std::fs::write(out.join("access.txt"), format!("{access}\n"))?;
     let mut file = std::io::BufWriter::new(std::fs::File::create(
         out.join("access_distinct.txt"),
     )?);
     for _ in 0..distinct {
-        let (token, _) = state
-            .tokens
-            .issue(&keys, TokenType::Access, &user.id.to_string(), now)?;
-        writeln!(file, "{token}")?;
+        writeln!(file, "{}", minter.access(user_id)?)?;
     }
     file.flush()?;
     let started = Instant::now();
@@ -345,13 +333,11 @@ async fn mint_async(
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..workers {
             let share = count / workers + usize::from(worker < count % workers);
-            let (state, keys) = (state.clone(), keys.clone());
-            let user_id = user.id;
+            let minter = minter.clone();
             tasks.spawn(async move {
-                let sessions = state.sessions(&keys);
                 let mut tokens = Vec::with_capacity(share);
                 for _ in 0..share {
-                    let (_, refresh) = sessions.login(user_id, now).await?;
+                    let (_, refresh) = minter.login(user_id).await?;
                     tokens.push(refresh);
                 }
                 Ok::<_, Error>(tokens)
@@ -368,7 +354,7 @@ async fn mint_async(
         file.flush()?;
         total += count;
     }
-    state.store.close().await;
+    minter.close().await;
     eprintln!(
         "minted {total} refresh tokens in {:.1} s",
         started.elapsed().as_secs_f64()
