@@ -77,10 +77,18 @@ pub enum Decision {
     RevokeFamily(String),
     /// Refuse without changing anything.
     Refuse(TokenError),
+    /// The token's user is disabled or gone: refuse without changing anything.
+    InactiveUser,
 }
 
-/// Decides a refresh of a token whose signature and claims are valid.
-pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolicy) -> Decision {
+/// Decides a refresh of a token whose signature and claims are valid, by
+/// a user who is active or not.
+pub fn decide(
+    record: Option<&TokenRecord>,
+    user_active: bool,
+    now: UnixTime,
+    policy: &RefreshPolicy,
+) -> Decision {
     let Some(record) = record else {
         // Signed by us but never recorded (or flushed after expiry).
         return Decision::Refuse(TokenError::Invalid(Invalid::NotRecorded));
@@ -95,6 +103,9 @@ pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolic
         if policy.reuse_grace > 0 && now - rotated_at <= policy.reuse_grace {
             if family_ended {
                 return Decision::Refuse(TokenError::Expired);
+            }
+            if !user_active {
+                return Decision::InactiveUser;
             }
             return Decision::Retry {
                 superseded: record.replaced_by.clone(),
@@ -111,6 +122,9 @@ pub fn decide(record: Option<&TokenRecord>, now: UnixTime, policy: &RefreshPolic
     }
     if record.blacklisted {
         return Decision::Refuse(TokenError::Blacklisted);
+    }
+    if !user_active {
+        return Decision::InactiveUser;
     }
     if policy.rotate {
         Decision::Rotate
@@ -183,13 +197,6 @@ pub struct RefreshWriter {
 
 type Reply = oneshot::Sender<Result<(), SessionError>>;
 
-/// A refresh's effect, known once its batch committed.
-enum Outcome {
-    Done,
-    Refused(SessionError),
-    ReuseDetected { family: String },
-}
-
 impl RefreshWriter {
     /// Starts the writer task on the current Tokio runtime. It stops when
     /// the last clone of the writer is dropped.
@@ -255,13 +262,13 @@ async fn write_batches(
 async fn commit(
     connection: &mut RefreshConnection,
     jobs: &[&RefreshJob],
-) -> Result<Vec<Outcome>, StoreError> {
+) -> Result<Vec<Decision>, StoreError> {
     let jtis: Vec<&str> = jobs.iter().map(|job| job.jti.as_str()).collect();
     let (batch, read) = connection.begin(&jtis).await?;
-    let (outcomes, writes) = plan(jobs, read.records, &read.active_users);
+    let (decisions, writes) = plan(jobs, read.records, &read.active_users);
     let now = jobs.iter().map(|job| job.now).max().unwrap_or_default();
     batch.commit(&writes, now).await?;
-    Ok(outcomes)
+    Ok(decisions)
 }
 
 /// Decides `jobs` in order against `records` (what the store knows of the
@@ -271,10 +278,10 @@ fn plan(
     jobs: &[&RefreshJob],
     mut records: HashMap<String, TokenRecord>,
     active_users: &HashSet<i64>,
-) -> (Vec<Outcome>, BatchWrites) {
+) -> (Vec<Decision>, BatchWrites) {
     let mut writes = BatchWrites::default();
     let mut revoked: HashSet<String> = HashSet::new();
-    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut decisions = Vec::with_capacity(jobs.len());
     for job in jobs {
         let record = records.get(&job.jti).cloned().map(|mut record| {
             record.family_revoked |= record
@@ -283,36 +290,33 @@ fn plan(
                 .is_some_and(|family| revoked.contains(family));
             record
         });
-        let outcome = match decide(record.as_ref(), job.now, &job.policy) {
-            Decision::Refuse(err) => Outcome::Refused(err.into()),
+        let user_active = active_users.contains(&job.user_id);
+        let decision = decide(record.as_ref(), user_active, job.now, &job.policy);
+        match &decision {
             Decision::RevokeFamily(family) => {
                 if revoked.insert(family.clone()) {
                     writes.revoked_families.push(family.clone());
                 }
-                Outcome::ReuseDetected { family }
             }
-            _ if !active_users.contains(&job.user_id) => {
-                Outcome::Refused(SessionError::NoActiveAccount)
-            }
-            decision => {
+            Decision::AccessOnly | Decision::Rotate | Decision::Retry { .. } => {
                 if let Some(rotated) = &job.rotated {
                     if let Decision::Retry {
                         superseded: Some(superseded),
-                    } = decision
+                    } = &decision
                     {
-                        if let Some(record) = records.get_mut(&superseded) {
+                        if let Some(record) = records.get_mut(superseded) {
                             record.blacklisted = true;
                         }
-                        writes.blacklisted.push(superseded);
+                        writes.blacklisted.push(superseded.clone());
                     }
                     rotate(job, rotated, &mut records, &mut writes);
                 }
-                Outcome::Done
             }
-        };
-        outcomes.push(outcome);
+            Decision::Refuse(_) | Decision::InactiveUser => {}
+        }
+        decisions.push(decision);
     }
-    (outcomes, writes)
+    (decisions, writes)
 }
 
 /// `job`'s token replaced by `rotated`, in `records` and `writes`.
@@ -342,12 +346,14 @@ fn rotate(
     });
 }
 
-/// The requester's answer, with the audit events of a committed reuse.
-fn answer(job: &RefreshJob, outcome: Result<Outcome, StoreError>) -> Result<(), SessionError> {
-    match outcome? {
-        Outcome::Done => Ok(()),
-        Outcome::Refused(err) => Err(err),
-        Outcome::ReuseDetected { family } => {
+/// The requester's answer once the batch committed, with the audit events
+/// of a reuse.
+fn answer(job: &RefreshJob, committed: Result<Decision, StoreError>) -> Result<(), SessionError> {
+    match committed? {
+        Decision::AccessOnly | Decision::Rotate | Decision::Retry { .. } => Ok(()),
+        Decision::Refuse(err) => Err(err.into()),
+        Decision::InactiveUser => Err(SessionError::NoActiveAccount),
+        Decision::RevokeFamily(family) => {
             let user_id = job.user_id;
             tracing::warn!(event = "refresh_reuse_detected", user_id, family = %family);
             tracing::warn!(event = "family_revoked", user_id, family = %family);
@@ -395,13 +401,13 @@ mod decide_tests {
 
     #[test]
     fn a_fresh_token_rotates() {
-        assert_eq!(decide(Some(&fresh()), 100, &STRICT), Decision::Rotate);
+        assert_eq!(decide(Some(&fresh()), true, 100, &STRICT), Decision::Rotate);
         let no_rotation = RefreshPolicy {
             rotate: false,
             ..STRICT
         };
         assert_eq!(
-            decide(Some(&fresh()), 100, &no_rotation),
+            decide(Some(&fresh()), true, 100, &no_rotation),
             Decision::AccessOnly
         );
     }
@@ -409,7 +415,7 @@ mod decide_tests {
     #[test]
     fn reuse_without_grace_revokes_the_family() {
         assert_eq!(
-            decide(Some(&rotated_at(100)), 100, &STRICT),
+            decide(Some(&rotated_at(100)), true, 100, &STRICT),
             Decision::RevokeFamily("f".into())
         );
     }
@@ -421,13 +427,13 @@ mod decide_tests {
             ..STRICT
         };
         assert_eq!(
-            decide(Some(&rotated_at(100)), 110, &graceful),
+            decide(Some(&rotated_at(100)), true, 110, &graceful),
             Decision::Retry {
                 superseded: Some("next".into())
             }
         );
         assert_eq!(
-            decide(Some(&rotated_at(100)), 111, &graceful),
+            decide(Some(&rotated_at(100)), true, 111, &graceful),
             Decision::RevokeFamily("f".into())
         );
     }
@@ -442,7 +448,10 @@ mod decide_tests {
             blacklisted: false,
             ..rotated_at(100)
         };
-        assert_eq!(decide(Some(&record), 5_000, &lenient), Decision::Rotate);
+        assert_eq!(
+            decide(Some(&record), true, 5_000, &lenient),
+            Decision::Rotate
+        );
     }
 
     #[test]
@@ -451,18 +460,21 @@ mod decide_tests {
             family_lifetime: 1_000,
             ..STRICT
         };
-        assert_eq!(decide(Some(&fresh()), 1_049, &bounded), Decision::Rotate);
         assert_eq!(
-            decide(Some(&fresh()), 1_050, &bounded),
+            decide(Some(&fresh()), true, 1_049, &bounded),
+            Decision::Rotate
+        );
+        assert_eq!(
+            decide(Some(&fresh()), true, 1_050, &bounded),
             Decision::Refuse(TokenError::Expired)
         );
         assert_eq!(
-            decide(Some(&fresh()), 1_050, &STRICT),
+            decide(Some(&fresh()), true, 1_050, &STRICT),
             Decision::Rotate,
             "0 turns the lifetime off"
         );
         assert_eq!(
-            decide(Some(&rotated_at(1_060)), 1_070, &bounded),
+            decide(Some(&rotated_at(1_060)), true, 1_070, &bounded),
             Decision::RevokeFamily("f".into()),
             "a reuse is still detected"
         );
@@ -471,9 +483,38 @@ mod decide_tests {
             ..bounded
         };
         assert_eq!(
-            decide(Some(&rotated_at(1_060)), 1_070, &graceful),
+            decide(Some(&rotated_at(1_060)), true, 1_070, &graceful),
             Decision::Refuse(TokenError::Expired),
             "no fresh pair in an ended family"
+        );
+    }
+
+    #[test]
+    fn an_inactive_users_refresh_is_refused_but_a_reuse_still_revokes() {
+        assert_eq!(
+            decide(Some(&fresh()), false, 100, &STRICT),
+            Decision::InactiveUser
+        );
+        let graceful = RefreshPolicy {
+            reuse_grace: 10,
+            ..STRICT
+        };
+        assert_eq!(
+            decide(Some(&rotated_at(100)), false, 105, &graceful),
+            Decision::InactiveUser,
+            "no retry for a disabled user"
+        );
+        assert_eq!(
+            decide(Some(&rotated_at(100)), false, 100, &STRICT),
+            Decision::RevokeFamily("f".into())
+        );
+        let blacklisted = TokenRecord {
+            blacklisted: true,
+            ..fresh()
+        };
+        assert_eq!(
+            decide(Some(&blacklisted), false, 1, &STRICT),
+            Decision::Refuse(TokenError::Blacklisted)
         );
     }
 
@@ -484,7 +525,7 @@ mod decide_tests {
             ..fresh()
         };
         assert_eq!(
-            decide(Some(&blacklisted), 1, &STRICT),
+            decide(Some(&blacklisted), true, 1, &STRICT),
             Decision::Refuse(TokenError::Blacklisted)
         );
         let revoked = TokenRecord {
@@ -492,11 +533,11 @@ mod decide_tests {
             ..rotated_at(1)
         };
         assert_eq!(
-            decide(Some(&revoked), 1, &STRICT),
+            decide(Some(&revoked), true, 1, &STRICT),
             Decision::Refuse(TokenError::Blacklisted)
         );
         assert!(matches!(
-            decide(None, 1, &STRICT),
+            decide(None, true, 1, &STRICT),
             Decision::Refuse(TokenError::Invalid(_))
         ));
     }
@@ -533,15 +574,15 @@ mod batch_tests {
             .iter()
             .map(|(jti, record)| (jti.to_string(), record.clone()))
             .collect();
-        let (outcomes, writes) = plan(&jobs, records, &HashSet::from([1]));
-        let names = outcomes
+        let (decisions, writes) = plan(&jobs, records, &HashSet::from([1]));
+        let names = decisions
             .iter()
-            .map(|outcome| match outcome {
-                Outcome::Done => "done",
-                Outcome::Refused(SessionError::NoActiveAccount) => "inactive",
-                Outcome::Refused(SessionError::Token(TokenError::Blacklisted)) => "blacklisted",
-                Outcome::Refused(_) => "refused",
-                Outcome::ReuseDetected { .. } => "reuse",
+            .map(|decision| match decision {
+                Decision::AccessOnly | Decision::Rotate | Decision::Retry { .. } => "done",
+                Decision::InactiveUser => "inactive",
+                Decision::Refuse(TokenError::Blacklisted) => "blacklisted",
+                Decision::Refuse(_) => "refused",
+                Decision::RevokeFamily(_) => "reuse",
             })
             .collect();
         (names, writes)
