@@ -8,16 +8,14 @@ use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
 use crate::store::Account;
-use crate::tokens::{Claims, Expect, TokenType};
+use crate::tokens::{Expect, TokenType};
 use crate::verifier::{AuthError, bearer_token};
 
-/// The user an access token authenticates, with the token's claims.
+/// The active user an access token authenticates.
 #[derive(Debug)]
 pub struct Authenticated {
     /// The active user the token names.
     pub user: Account,
-    /// The verified claims.
-    pub claims: Claims,
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -48,6 +46,6 @@ impl FromRequestParts<AppState> for Authenticated {
         if !user.is_active {
             return Err(ApiError::UserInactive);
         }
-        Ok(Self { user, claims })
+        Ok(Self { user })
     }
 }

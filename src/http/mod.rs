@@ -17,9 +17,9 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
 
 pub use auth::Authenticated;
-pub use body::{Fields, MAX_BODY_BYTES, Trim};
+pub use body::MAX_BODY_BYTES;
 pub use client::ClientAddress;
-pub use connections::{Arrival, ConnectionLimits, raise_open_file_limit, serve};
+pub use connections::{ConnectionLimits, raise_open_file_limit, serve};
 pub use error::ApiError;
 
 use crate::clock::Clock;

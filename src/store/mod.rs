@@ -7,8 +7,7 @@ mod users;
 
 pub use keys::{KeyState, KeyTransaction, StoredKey};
 pub use tokens::{
-    BatchRead, BatchWrites, NewToken, RecordedType, RefreshBatch, RefreshConnection, RotatedToken,
-    TokenRecord,
+    BatchWrites, NewToken, RecordedType, RefreshConnection, RotatedToken, TokenRecord,
 };
 pub use users::{Account, User};
 

@@ -13,10 +13,10 @@ use std::str::FromStr;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
-pub use crate::verifier::{Invalid, KeyLookup, MAX_TOKEN_BYTES, TokenError};
+pub use crate::verifier::{Invalid, KeyLookup, TokenError};
 pub use claims::{Claims, TokenRules};
 pub use refresh::RefreshWriter;
-pub use sessions::{Refreshed, SessionError, Sessions};
+pub use sessions::{SessionError, Sessions};
 
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;

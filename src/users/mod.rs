@@ -9,7 +9,7 @@ mod username;
 pub use cache::AccountCache;
 pub use password::{Password, PasswordHasher};
 pub use throttle::{LoginThrottle, ThrottleLimits, Throttled};
-pub use username::{BadUsername, ForLog, normalize_username};
+pub use username::{ForLog, normalize_username};
 
 use crate::store::{Store, StoreError, User};
 
