@@ -5,6 +5,47 @@
 //!
 //! Nothing here is needed to run jwtd. Every function works on a
 //! deployment's own database and master key, as its operator could.
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use jwtd::clock::{Clock, ManualClock};
+//! use jwtd::config::{Config, MasterKeySource};
+//! use jwtd::server::Issuer;
+//! use jwtd::testing::Deployment;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let config = Config {
+//!     database_url: format!("sqlite://{}", dir.path().join("jwtd.db").display()),
+//!     bind: "127.0.0.1:0".parse()?,
+//!     master_key: MasterKeySource::File(dir.path().join("master.key")),
+//!     ..Config::default()
+//! };
+//! let clock = Arc::new(ManualClock::starting_now());
+//! let issuer = Issuer::open(config.clone(), clock.clone()).await?;
+//! let listener = issuer.bind().await?;
+//! let base = format!("http://{}", listener.local_addr()?);
+//! tokio::spawn(issuer.serve(listener, std::future::pending()));
+//!
+//! let deployment = Deployment::open(&config).await?;
+//! deployment.add_user("alice", "pw", true, clock.now()).await?;
+//! let login = reqwest::Client::new()
+//!     .post(format!("{base}/api/token/"))
+//!     .json(&serde_json::json!({"username": "alice", "password": "pw"}))
+//!     .send()
+//!     .await?;
+//! assert_eq!(login.status(), 200);
+//!
+//! // A token the issuer could have signed, whatever its claims say.
+//! let signer = deployment.active_signer().await?;
+//! let forged = signer.sign(br#"{"token_type":"access","user_id":"1"}"#)?;
+//! assert_eq!(forged.split('.').count(), 3);
+//!
+//! let next = deployment.rotate_now(clock.as_ref()).await?;
+//! assert_ne!(next, signer.kid());
+//! clock.advance(std::time::Duration::from_secs(3_600));
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 
