@@ -10,6 +10,8 @@ pub mod material;
 pub mod ring;
 pub mod schedule;
 pub mod seal;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub use material::GeneratedKey;
 pub use ring::{KeyRing, KeySet, SigningKey};

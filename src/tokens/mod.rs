@@ -4,6 +4,8 @@
 
 mod claims;
 pub mod refresh;
+#[cfg(test)]
+mod rotation_tests;
 pub mod sessions;
 mod verified;
 mod verify;
