@@ -86,8 +86,7 @@ fn rotation_violations(seen: &Observed, servers: usize) -> Vec<String> {
     }
 
     // The dates in the database tell the same story.
-    let last = samples.last().expect("at least one sample");
-    let keys = &last.keys;
+    let keys = &seen.final_keys;
     for key in keys {
         let kid = &key.kid;
         let initial = first.key(kid).is_some();
@@ -347,7 +346,7 @@ pub(super) fn assert_healthy_run(seen: &Observed, servers: usize, logs: &[String
         seen.samples.len(),
         seen.tokens.len(),
         bad.join("\n"),
-        seen.samples.last().map(|s| &s.keys),
+        seen.final_keys,
         logs.join("\n")
     );
     assert!(

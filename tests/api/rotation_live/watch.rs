@@ -9,7 +9,7 @@ use jwtd::testing::{Deployment, KeyState, StoredKey};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use super::{client, jwks_at, login, verify_at, wall};
+use super::{SLACK, WITHIN, client, jwks_at, login, verify_at, wall};
 use crate::helpers::{claims_of, kid_of};
 
 /// How long the live runs watch.
@@ -100,6 +100,8 @@ pub(super) struct Issued {
 pub(super) struct Observed {
     pub(super) samples: Vec<Sample>,
     pub(super) tokens: Vec<Issued>,
+    /// The keys a moment after the run.
+    pub(super) final_keys: Vec<KeyRow>,
     /// Answers that broke a rule while the run went on.
     pub(super) violations: Vec<String>,
     pub(super) verified: usize,
@@ -108,7 +110,10 @@ pub(super) struct Observed {
 /// Watches the deployment for `RUN_FOR`: every `POLL_EVERY`, reads the
 /// keys from the database and the JWKS of every server; every
 /// `LOGIN_EVERY`, logs in at the next server in turn; every live token is
-/// verified at every server until its `exp`, and once after it.
+/// verified at every server until its `exp`, and once after it. The keys
+/// are read once more a moment after the run, when the database holds
+/// every handover the run's tokens may have seen (a server signs with the
+/// next key from the instant it is due, and records that within a second).
 pub(super) async fn watch(
     deployment: &Deployment,
     bases: &[String],
@@ -119,6 +124,7 @@ pub(super) async fn watch(
     let mut seen = Observed {
         samples: Vec::new(),
         tokens: Vec::new(),
+        final_keys: Vec::new(),
         violations: Vec::new(),
         verified: 0,
     };
@@ -155,6 +161,9 @@ pub(super) async fn watch(
             tokio::time::sleep(POLL_EVERY - spent).await;
         }
     }
+    tokio::time::sleep(Duration::from_secs_f64(WITHIN + SLACK)).await;
+    let stored = deployment.keys().await.expect("read the keys");
+    seen.final_keys = stored.iter().map(KeyRow::from).collect();
     seen
 }
 
