@@ -16,10 +16,10 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 /// How long a short-lived command may run before the test gives up on it.
-pub(crate) const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 /// How long `serve` may take to log its listen address (it may first make
 /// a 4096-bit RSA key on a loaded machine).
-pub(crate) const LISTEN_DEADLINE: Duration = Duration::from_secs(60);
+const LISTEN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a graceful stop may take before the child is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(15);
 
