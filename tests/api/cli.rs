@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::process::{Server, jwtd, jwtd_with};
+use crate::process::{Server, jwtd, jwtd_with, keys_list};
 
 fn tempdir() -> TempDir {
     tempfile::tempdir().expect("temporary directory")
@@ -42,13 +42,6 @@ async fn login(client: &reqwest::Client, server: &Server, user: &str, pass: &str
         .await
         .expect("login request sent")
         .status()
-}
-
-fn keys_json(dir: &Path) -> Vec<Value> {
-    let run = jwtd(dir, &["keys", "list", "--json"], None).ok();
-    let value: Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|err| panic!("keys list --json is not JSON ({err}): {}", run.stdout));
-    value.as_array().expect("a JSON array of keys").clone()
 }
 
 // --- migrate and users ----------------------------------------------------
@@ -414,9 +407,9 @@ async fn serve_creates_keys_and_the_cli_manages_users_live() {
         StatusCode::OK
     );
 
-    server.stop();
+    server.kill9();
 
-    let keys = keys_json(d);
+    let keys = keys_list(d, &[]);
     assert_eq!(keys.len(), 2, "{keys:?}");
     let mut states: Vec<&str> = keys.iter().map(|k| k["state"].as_str().unwrap()).collect();
     states.sort_unstable();
@@ -437,8 +430,8 @@ async fn serve_creates_keys_and_the_cli_manages_users_live() {
 fn serve_refuses_a_different_master_key() {
     let dir = tempdir();
     let d = dir.path();
-    Server::start(d, &[]).stop();
-    let before = keys_json(d);
+    Server::start(d, &[]).kill9();
+    let before = keys_list(d, &[]);
     assert_eq!(before.len(), 2, "{before:?}");
 
     // A valid key, but not the one the private keys were sealed with.
@@ -455,7 +448,7 @@ fn serve_refuses_a_different_master_key() {
         "mentions the master key: {line}"
     );
 
-    let after = keys_json(d);
+    let after = keys_list(d, &[]);
     assert_eq!(before, after, "no key was created or changed");
 }
 
@@ -486,24 +479,24 @@ fn a_closed_standard_output_ends_a_command_quietly() {
 fn keys_rotate_promotes_the_published_next_key_whatever_its_algorithm() {
     let dir = tempdir();
     let d = dir.path();
-    Server::start(d, &[("JWTD_ALGORITHM", "ES256")]).stop();
+    Server::start(d, &[("JWTD_ALGORITHM", "ES256")]).kill9();
     let next_of = |keys: &[Value]| {
         keys.iter()
             .find(|key| key["state"] == "next")
             .map(|key| (key["kid"].clone(), key["alg"].clone()))
             .expect("a next key")
     };
-    let (next, alg) = next_of(&keys_json(d));
+    let (next, alg) = next_of(&keys_list(d, &[]));
     assert_eq!(alg, "ES256");
     // Run without JWTD_ALGORITHM: its configuration says RS256.
     jwtd(d, &["keys", "rotate"], None).ok();
     assert_eq!(
-        next_of(&keys_json(d)),
+        next_of(&keys_list(d, &[])),
         (next.clone(), alg.clone()),
         "the published next key is kept"
     );
     jwtd(d, &["keys", "rotate", "--now"], None).ok();
-    let keys = keys_json(d);
+    let keys = keys_list(d, &[]);
     let active = keys.iter().find(|key| key["state"] == "active").unwrap();
     assert_eq!(active["kid"], next, "the next key took over");
     assert_eq!(next_of(&keys).1, "ES256", "its successor has its algorithm");

@@ -138,7 +138,7 @@ async fn a_stalled_body_gets_408_and_its_connection_is_closed() {
 async fn the_open_file_soft_limit_is_raised_to_the_hard_limit() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_limited(dir.path(), "256:4096", &[]);
-    let pid = server.child.id();
+    let pid = server.pid();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let open_files = limits
         .lines()
@@ -171,7 +171,7 @@ async fn a_flood_of_unfinished_heads_cannot_lock_everyone_out() {
         "256:256",
         &[("JWTD_REQUEST_HEADER_TIMEOUT", "2s")],
     );
-    let addr = server.addr.clone();
+    let addr = server.addr().to_owned();
 
     // More unfinished heads than the process has descriptors; the rest
     // wait in the kernel's accept queue.

@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod cli;
 mod crypto;
+mod db;
 mod errors;
 mod faults;
 mod helpers;
