@@ -204,7 +204,7 @@ async fn the_database_files_are_readable_by_their_owner_only() {
         assert_eq!(mode(&d.join(name)), 0o600, "{name}");
     }
     assert_eq!(mode(&d.join("keys/master.key")), 0o600);
-    server.stop();
+    server.kill9();
 
     // A master key file others may read is named at start.
     let key = d.join("keys/master.key");

@@ -456,11 +456,6 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// Kills the server and waits for it, as dropping it does.
-    pub(crate) fn stop(mut self) {
-        self.kill();
-    }
-
     fn finish_reading(&mut self) {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
