@@ -22,7 +22,7 @@ use crate::users::{AccountCache, LoginThrottle, PasswordHasher, ThrottleLimits};
 
 /// How often a server runs the key schedule and looks for key and user
 /// changes made by other processes.
-pub const KEY_POLL_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const KEY_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How often `serve` deletes expired token records: daily, by the clock.
 const FLUSH_INTERVAL: i64 = 86_400;
@@ -106,9 +106,8 @@ impl Issuer {
         })
     }
 
-    /// The state handlers see, for embedding the issuer in other tools
-    /// (bench/ceiling mints its refresh tokens through it).
-    pub fn state(&self) -> &AppState {
+    /// The state handlers see (`testing::Minter` logs users in through it).
+    pub(crate) fn state(&self) -> &AppState {
         &self.state
     }
 
@@ -187,7 +186,7 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
 }
 
 /// Reloads the key ring if the stored key set changed since it was built.
-pub async fn reload_keys(
+pub(crate) async fn reload_keys(
     state: &AppState,
     master: &MasterKey,
     policy: &RotationPolicy,
