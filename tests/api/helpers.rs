@@ -313,3 +313,13 @@ pub async fn poll_until<T>(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// simplejwt's 401 body for a token a protected view refuses, carrying
+/// `message` ("Token is expired", "Token has wrong type"…).
+pub fn access_token_not_valid(message: &str) -> Value {
+    json!({
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
+    })
+}

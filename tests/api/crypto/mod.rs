@@ -19,7 +19,7 @@ use jwtd::verifier::Algorithm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, expect_json, spawn_app_with};
+use crate::helpers::{TestApp, access_token_not_valid, expect_json, spawn_app_with};
 
 use forge::signing_input;
 pub(crate) use forge::{ActiveKey, random_jti};
@@ -120,11 +120,7 @@ pub(crate) async fn assert_me_refuses(app: &TestApp, token: &str, message: &str)
     let body = expect_json(response, StatusCode::UNAUTHORIZED).await;
     assert_eq!(
         body,
-        json!({
-            "detail": "Given token not valid for any token type",
-            "code": "token_not_valid",
-            "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
-        }),
+        access_token_not_valid(message),
         "/api/me/ with {token}"
     );
     assert_eq!(challenge.as_deref(), Some(CHALLENGE));

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::{bad_credentials, expect_401, token_not_valid};
 use crate::crypto::{ActiveKey, random_jti};
-use crate::helpers::{TestApp, expect_json, poll_until, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, access_token_not_valid, expect_json, poll_until, spawn_app, spawn_app_with,
+};
 
 const ACCESS_LIFETIME: Duration = Duration::from_secs(5 * 60);
 const REFRESH_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -377,19 +379,6 @@ fn bad_authorization_header() -> Value {
     json!({
         "detail": "Authorization header must contain two space-delimited values",
         "code": "bad_authorization_header",
-    })
-}
-
-/// An access token refused by a protected view with `message`.
-fn access_token_not_valid(message: &str) -> Value {
-    json!({
-        "detail": "Given token not valid for any token type",
-        "code": "token_not_valid",
-        "messages": [{
-            "token_class": "AccessToken",
-            "token_type": "access",
-            "message": message,
-        }],
     })
 }
 

@@ -21,7 +21,8 @@ use tokio::sync::{Barrier, Notify};
 use tokio::task::JoinSet;
 
 use crate::helpers::{
-    Pair, TestApp, claims_of, expect_json, poll_until, spawn_app, spawn_app_with,
+    Pair, TestApp, access_token_not_valid, claims_of, expect_json, poll_until, spawn_app,
+    spawn_app_with,
 };
 use crate::process::{Server, jwtd_with};
 
@@ -142,19 +143,7 @@ pub(crate) async fn assert_token_error(response: Response, message: &str) {
 /// Asserts the 401 of a protected view given a token other than a valid
 /// access token.
 pub(crate) async fn assert_not_an_access_token(response: Response, message: &str) {
-    assert_401(
-        response,
-        json!({
-            "detail": "Given token not valid for any token type",
-            "code": "token_not_valid",
-            "messages": [{
-                "token_class": "AccessToken",
-                "token_type": "access",
-                "message": message,
-            }],
-        }),
-    )
-    .await;
+    assert_401(response, access_token_not_valid(message)).await;
 }
 
 /// Asserts 200 `{}`.
