@@ -1,7 +1,9 @@
 //! The one source of time. Everything that depends on time (token expiry,
-//! key rotation) reads a [`Clock`], so tests can move through months in
-//! milliseconds with a [`ManualClock`].
+//! key rotation, the partner verifier's JWKS cache) reads a [`Clock`], so
+//! tests can move through months in milliseconds with a [`ManualClock`].
+//! It depends on nothing, and is built with the `verifier` feature alone.
 
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub type UnixTime = i64;
 
 /// A source of the current time.
-pub trait Clock: Send + Sync + 'static {
+pub trait Clock: Debug + Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> UnixTime;
 }

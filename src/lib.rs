@@ -18,7 +18,7 @@
 
 #[cfg(feature = "server")]
 pub mod cli;
-#[cfg(feature = "server")]
+#[cfg(feature = "verifier")]
 pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;

@@ -1,6 +1,7 @@
 //! Verifying jwtd's tokens, for the issuer itself and for partner
-//! services. This module depends on nothing else in the crate; build it
-//! alone with `default-features = false, features = ["verifier"]`.
+//! services. This module depends on nothing else in the crate but
+//! [`clock`](crate::clock); build them alone with
+//! `default-features = false, features = ["verifier"]`.
 //!
 //! - [`verify_token`]: the rules (signature under the key's own algorithm,
 //!   dates, issuer, audience, id, type), given keys and a time;
@@ -8,7 +9,8 @@
 //! - [`PublicJwk`]: a key's public members as a JWK, its thumbprint and PEM
 //!   form (what the issuer publishes);
 //! - [`Verifier`]: keys from a PEM, a JWKS file or a JWKS URL (cached,
-//!   revalidated, refetched on an unknown kid), plus options;
+//!   revalidated, refetched on an unknown kid), plus options and the
+//!   clock that both the checks and the cache read;
 //! - [`Authenticated`]: an axum extractor answering simplejwt's 401s.
 
 mod axum;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +14,9 @@ use super::check::{ExpectedType, Rules, verify_token};
 use super::key::{Algorithm, JwkSet, KeyLookup, PublicKey};
 use super::remote::{RemoteJwks, RemoteOptions};
 use super::{Invalid, TokenError, VerifierError};
+use crate::clock::{Clock, SystemClock, UnixTime};
 
-/// What a partner requires of tokens.
+/// What a partner requires of tokens, and the clock it reads.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     /// Required `iss`.
@@ -34,6 +35,9 @@ pub struct VerifyOptions {
     pub jti_claim: String,
     /// Accepted `Authorization` schemes, for the extractor.
     pub auth_header_types: Vec<String>,
+    /// The time tokens are verified at and a JWKS URL's cache runs on
+    /// (default the wall clock).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for VerifyOptions {
@@ -48,6 +52,7 @@ impl Default for VerifyOptions {
             token_type_claim: rules.token_type_claim,
             jti_claim: rules.jti_claim,
             auth_header_types: vec!["Bearer".into()],
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -63,6 +68,7 @@ pub struct Verifier {
     rules: Rules,
     token_type: Option<String>,
     auth_header_types: Vec<String>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Verifier {
@@ -97,10 +103,8 @@ impl Verifier {
         options: VerifyOptions,
         remote: RemoteOptions,
     ) -> Result<Self, VerifierError> {
-        Ok(Self::new(
-            Keys::Remote(RemoteJwks::new(url, remote).await?),
-            options,
-        ))
+        let keys = RemoteJwks::new(url, remote, options.clock.clone()).await?;
+        Ok(Self::new(Keys::Remote(keys), options))
     }
 
     fn new(keys: Keys, options: VerifyOptions) -> Self {
@@ -116,6 +120,7 @@ impl Verifier {
             },
             token_type: options.token_type,
             auth_header_types: options.auth_header_types,
+            clock: options.clock,
         }
     }
 
@@ -132,20 +137,25 @@ impl Verifier {
         &self.auth_header_types
     }
 
-    /// Verifies `token` now; returns its claims.
+    /// Verifies `token` at the clock's time; returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
-        self.verify_at(token, unix_now()).await
+        self.verify_at(token, self.clock.now()).await
     }
 
-    /// Verifies `token` now and deserialises its claims into `C`.
+    /// Verifies `token` at the clock's time and deserialises its claims into `C`.
     pub async fn verify_as<C: DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
         let claims = self.verify(token).await?;
         serde_json::from_value(Value::Object(claims))
             .map_err(|_| TokenError::Invalid(Invalid::BadClaim))
     }
 
-    /// Verifies `token` as at `now` (Unix seconds).
-    pub async fn verify_at(&self, token: &str, now: i64) -> Result<Map<String, Value>, TokenError> {
+    /// Verifies `token` as at `now`; a JWKS URL's cache still runs on the
+    /// clock.
+    pub async fn verify_at(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Map<String, Value>, TokenError> {
         let expected = match &self.token_type {
             Some(token_type) => ExpectedType::Exactly(token_type),
             None => ExpectedType::Any,
@@ -176,11 +186,4 @@ fn read(path: &Path) -> Result<String, VerifierError> {
         path: path.display().to_string(),
         reason: err.to_string(),
     })
-}
-
-fn unix_now() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
 }
