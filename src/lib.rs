@@ -1,18 +1,22 @@
 //! jwtd: a JSON Web Token issuer with simplejwt's API, asymmetric keys kept
 //! encrypted in SQLite, scheduled rotation and a published JWKS.
 //!
-//! Layout, one folder per concern:
-//! - [`config`]: settings from defaults, a TOML file and `JWTD_*` variables;
-//! - [`store`]: the database; every SQL statement lives there;
-//! - [`keys`]: key generation, encryption at rest, the in-memory key ring;
-//! - [`tokens`]: claims, issuing and verifying tokens;
-//! - [`users`]: users and password hashing;
-//! - [`http`]: the router, handlers, extractors and the error mapping;
-//! - [`cli`]: the `jwtd` command line;
-//! - [`server`]: assembling and running an issuer;
-//! - [`clock`]: the one injectable source of time;
-//! - [`verifier`]: verifying tokens, for partners (usable alone with
-//!   `default-features = false, features = ["verifier"]`).
+//! What the library offers:
+//! - [`verifier`]: verifying jwtd's tokens, for partner services (usable
+//!   alone with `default-features = false, features = ["verifier"]`);
+//! - [`server::Issuer`], with [`config`] and [`clock`]: running an issuer
+//!   in-process, on a clock a test moves;
+//! - [`testing`]: what test suites and benchmarks need beyond HTTP and the
+//!   CLI (users, stored keys, a forged token, an immediate rotation);
+//! - [`cli`]: the `jwtd` command line, which the binary runs.
+//!
+//! Inside, one folder per concern, dependencies pointing one way
+//! (`http` → `tokens` / `users` / `keys` → `store`): `store` (the database;
+//! every SQL statement lives there), `keys` (generation, encryption at
+//! rest, the rotation schedule, the in-memory key ring), `tokens` (claims,
+//! issuing, verifying, sessions and refreshes), `users` (accounts,
+//! password hashing, the login throttle), `http` (router, handlers,
+//! extractors, connections and the one error mapping).
 
 #![deny(missing_docs)]
 
@@ -23,18 +27,18 @@ pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
-pub mod http;
+mod http;
 #[cfg(feature = "server")]
-pub mod keys;
+mod keys;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
-pub mod store;
+mod store;
 #[cfg(feature = "server")]
 pub mod testing;
 #[cfg(feature = "server")]
-pub mod tokens;
+mod tokens;
 #[cfg(feature = "server")]
-pub mod users;
+mod users;
 #[cfg(feature = "verifier")]
 pub mod verifier;

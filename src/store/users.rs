@@ -91,17 +91,6 @@ impl Store {
         row.map(user_from_row).transpose()
     }
 
-    /// The user with this id, if any.
-    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, username, password_hash, is_active, date_joined, last_login FROM users WHERE id = ?",
-        )
-        .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(user_from_row).transpose()
-    }
-
     /// The account with this id, if any: what authenticating a request
     /// needs.
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {

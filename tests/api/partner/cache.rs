@@ -9,10 +9,10 @@ use jwtd::verifier::{Algorithm, Invalid, RemoteOptions, TokenError};
 use reqwest::StatusCode;
 
 use super::{
-    JwksProxy, PASSWORD, Partner, WITHIN, invalid_for_access, issuer_with_alice, login_signed_by,
-    remote_verifier, rotate_now, verify_concurrently, with_unknown_kid,
+    JwksProxy, PASSWORD, Partner, WITHIN, issuer_with_alice, login_signed_by, remote_verifier,
+    rotate_now, verify_concurrently, with_unknown_kid,
 };
-use crate::helpers::{kid_of, poll_until};
+use crate::helpers::{access_token_not_valid, kid_of, poll_until};
 
 #[tokio::test]
 async fn the_partner_follows_a_rotation_without_restarting() {
@@ -145,7 +145,7 @@ async fn a_thousand_random_kids_cost_at_most_one_fetch_per_cooldown() {
     assert_eq!(refused.len(), 1_000);
     for (status, body) in &refused {
         assert_eq!(*status, StatusCode::UNAUTHORIZED);
-        assert_eq!(*body, invalid_for_access("Token is invalid"));
+        assert_eq!(*body, access_token_not_valid("Token is invalid"));
     }
     assert_eq!(
         remote.fetch_count(),

@@ -7,10 +7,8 @@ use jwtd::verifier::RemoteOptions;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{
-    PASSWORD, Partner, invalid_for_access, issuer_with_alice, random_hex, signed_by_issuer,
-    tampered,
-};
+use super::{PASSWORD, Partner, issuer_with_alice, random_hex, signed_by_issuer, tampered};
+use crate::helpers::access_token_not_valid;
 
 #[tokio::test]
 async fn the_extractor_answers_401s_like_the_issuers_protected_views() {
@@ -49,22 +47,22 @@ async fn the_extractor_answers_401s_like_the_issuers_protected_views() {
         (
             "garbage",
             Some("Bearer garbage".into()),
-            invalid_for_access("Token is invalid"),
+            access_token_not_valid("Token is invalid"),
         ),
         (
             "a tampered token",
             Some(format!("Bearer {}", tampered(&pair.access))),
-            invalid_for_access("Token is invalid"),
+            access_token_not_valid("Token is invalid"),
         ),
         (
             "an expired token",
             Some(format!("Bearer {expired}")),
-            invalid_for_access("Token is expired"),
+            access_token_not_valid("Token is expired"),
         ),
         (
             "a refresh token",
             Some(format!("Bearer {}", pair.refresh)),
-            invalid_for_access("Token has wrong type"),
+            access_token_not_valid("Token has wrong type"),
         ),
     ];
     for (case, authorization, expected) in cases {

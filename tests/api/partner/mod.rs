@@ -40,7 +40,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::helpers::{Pair, TestApp, header_of, kid_of, poll_until, spawn_app_with};
+use crate::helpers::{
+    Pair, TestApp, access_token_not_valid, header_of, kid_of, poll_until, spawn_app_with,
+};
 
 const PASSWORD: &str = "correct horse";
 /// How long a wait on an observable condition may last before the test
@@ -132,7 +134,7 @@ impl Partner {
     async fn expect_invalid(&self, token: &str) {
         let (status, body, _) = self.hello(Some(&format!("Bearer {token}"))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-        assert_eq!(body, invalid_for_access("Token is invalid"));
+        assert_eq!(body, access_token_not_valid("Token is invalid"));
     }
 
     /// `GET /hello` for every token, 25 requests at a time.
@@ -441,13 +443,4 @@ fn tampered(token: &str) -> String {
         URL_SAFE_NO_PAD.encode(claims.to_string()),
         parts[2]
     )
-}
-
-/// simplejwt's body for a bad token at a protected view.
-fn invalid_for_access(message: &str) -> Value {
-    json!({
-        "detail": "Given token not valid for any token type",
-        "code": "token_not_valid",
-        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
-    })
 }

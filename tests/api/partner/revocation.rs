@@ -8,10 +8,10 @@ use jwtd::verifier::RemoteOptions;
 use reqwest::StatusCode;
 
 use super::{
-    JwksProxy, PASSWORD, Partner, WITHIN, invalid_for_access, issuer_with_alice, login_signed_by,
-    remote_verifier, rotate_now,
+    JwksProxy, PASSWORD, Partner, WITHIN, issuer_with_alice, login_signed_by, remote_verifier,
+    rotate_now,
 };
-use crate::helpers::{kid_of, poll_until};
+use crate::helpers::{access_token_not_valid, kid_of, poll_until};
 
 #[tokio::test]
 async fn a_revoked_key_stops_verifying_once_the_partners_cache_expires() {
@@ -58,7 +58,7 @@ async fn a_revoked_key_stops_verifying_once_the_partners_cache_expires() {
         (status == StatusCode::UNAUTHORIZED).then_some(body)
     })
     .await;
-    assert_eq!(body, invalid_for_access("Token is invalid"));
+    assert_eq!(body, access_token_not_valid("Token is invalid"));
     assert_eq!(
         remote.fetch_count(),
         3,
