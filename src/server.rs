@@ -89,11 +89,14 @@ impl Issuer {
             tokens: Arc::new(TokenService::new(&config)),
             passwords: PasswordHasher::with_cost(config.password_hash).await,
             keys: Arc::new(KeyRing::new(keys)),
-            throttle: Arc::new(LoginThrottle::new(ThrottleLimits {
-                per_user: config.login_failures_per_user,
-                per_address: config.login_failures_per_address,
-                per_account: config.login_failures_per_account,
-            })),
+            throttle: Arc::new(LoginThrottle::new(
+                ThrottleLimits {
+                    per_user: config.login_failures_per_user,
+                    per_address: config.login_failures_per_address,
+                    per_account: config.login_failures_per_account,
+                },
+                store.clone(),
+            )),
             accounts: Arc::new(AccountCache::new(store.users_version().await?)),
             config: Arc::new(config),
             refresh_writer: RefreshWriter::start(store.clone()),

@@ -158,12 +158,10 @@ async fn authenticate(
     let now = app.clock.now();
     let username = users::normalize_username(&raw).ok();
     let name = username.as_deref();
-    app.throttle
-        .check(name, address, now)
-        .map_err(|throttled| {
-            tracing::warn!(event = "login_throttled", username = ?ForLog(&raw), ?address);
-            ApiError::Throttled(throttled)
-        })?;
+    if let Some(throttled) = app.throttle.check(name, address, now).await? {
+        tracing::warn!(event = "login_throttled", username = ?ForLog(&raw), ?address);
+        return Err(ApiError::Throttled(throttled));
+    }
     let user = match name {
         Some(name) => {
             users::authenticate(&app.store, &app.passwords, name, Password::new(password)).await?
@@ -172,12 +170,12 @@ async fn authenticate(
     };
     match (user, name) {
         (Some(user), Some(name)) => {
-            app.throttle.record_success(name, address);
+            app.throttle.record_success(name, address).await?;
             tracing::info!(event = "login_succeeded", user_id = user.id, username = ?ForLog(name));
             Ok(user)
         }
         _ => {
-            app.throttle.record_failure(name, address, now);
+            app.throttle.record_failure(name, address, now).await?;
             tracing::info!(event = "login_failed", username = ?ForLog(&raw), ?address);
             Err(ApiError::BadCredentials)
         }

@@ -2,10 +2,12 @@
 //! another backend (PostgreSQL) can be added without touching handlers.
 
 mod keys;
+mod throttle;
 mod tokens;
 mod users;
 
 pub use keys::{KeyState, KeyTransaction, StoredKey};
+pub use throttle::{FailureCounter, FailureWindow};
 pub use tokens::{
     BatchWrites, NewToken, RecordedType, RefreshConnection, RotatedToken, TokenRecord,
 };

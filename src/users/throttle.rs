@@ -1,24 +1,19 @@
-//! Brute-force throttling of logins: failed attempts are counted in fixed
-//! 15-minute windows per username *and* client address (so nobody can lock
-//! a user out from elsewhere cheaply), per client address, and per
-//! username from all addresses (distributed guessing); past a limit,
-//! logins are refused before any password is checked. Memory is bounded in
-//! entries and in bytes, the oldest windows forgotten first. Counters live
-//! in each process's memory.
+//! Brute-force throttling of logins: failed attempts are counted per
+//! username *and* client address (so nobody can lock a user out from
+//! elsewhere cheaply), per client address, and per username from all
+//! addresses (distributed guessing), each in a 15-minute window that opens
+//! at its first failure; past a limit, logins are refused before any
+//! password is checked. The counters live in the database, so every
+//! process serving it shares them: N processes do not give N times the
+//! attempts. Finished windows are deleted as new failures are counted.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use crate::clock::UnixTime;
+use crate::store::{FailureCounter, FailureWindow, Store, StoreError};
 
 /// Length of a counting window, in seconds.
 pub const WINDOW: i64 = 15 * 60;
-/// Most keys tracked per kind (user at address, address, account).
-pub const MAX_TRACKED: usize = 50_000;
-/// Most bytes of keys and counters tracked per kind, about.
-pub const MAX_TRACKED_BYTES: usize = 8 << 20;
 
 /// A refused login: how many seconds until it may be tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,87 +33,128 @@ pub struct ThrottleLimits {
     pub per_account: u32,
 }
 
-/// Failure counters for logins.
+/// Failure counters for logins, kept in the store.
 #[derive(Debug)]
 pub struct LoginThrottle {
     limits: ThrottleLimits,
-    counters: Mutex<Counters>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    users: Windows<(String, Option<IpAddr>)>,
-    addresses: Windows<IpAddr>,
-    accounts: Windows<String>,
+    store: Store,
 }
 
 impl LoginThrottle {
-    /// Counters allowing `limits` failures per window.
-    pub fn new(limits: ThrottleLimits) -> Self {
-        Self {
-            limits,
-            counters: Mutex::new(Counters::default()),
-        }
+    /// Counters in `store` allowing `limits` failures per window.
+    pub fn new(limits: ThrottleLimits, store: Store) -> Self {
+        Self { limits, store }
     }
 
-    /// Refuses a login attempt when any of its counters has used up its
-    /// failures in the current window. `username` is `None` for a name that
-    /// is not valid: only its address counts.
-    pub fn check(
+    /// `Some` when any counter of this attempt has used up its failures in
+    /// its current window. `username` is `None` for a name that is not
+    /// valid: only its address counts.
+    pub async fn check(
         &self,
         username: Option<&str>,
         address: Option<IpAddr>,
         now: UnixTime,
-    ) -> Result<(), Throttled> {
-        let ThrottleLimits {
-            per_user,
-            per_address,
-            per_account,
-        } = self.limits;
-        let address = address.map(bucket);
-        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let addr = address.and_then(|a| counters.addresses.retry_after(&a, per_address, now));
-        let (user, account) = match username {
-            Some(name) => (
-                counters
-                    .users
-                    .retry_after(&(name.to_owned(), address), per_user, now),
-                counters.accounts.retry_after(name, per_account, now),
-            ),
-            None => (None, None),
-        };
-        match user.max(addr).max(account) {
-            Some(retry_after) => Err(Throttled { retry_after }),
-            None => Ok(()),
+    ) -> Result<Option<Throttled>, StoreError> {
+        let counters = counters_of(&self.limits, username, address);
+        if counters.is_empty() {
+            return Ok(None);
         }
+        let keys: Vec<FailureCounter> = counters.iter().map(|(key, _)| key.clone()).collect();
+        let windows = self.store.login_failures(&keys).await?;
+        Ok(verdict(&counters, &windows, now))
     }
 
     /// Counts a failed login.
-    pub fn record_failure(&self, username: Option<&str>, address: Option<IpAddr>, now: UnixTime) {
-        let limits = self.limits;
-        let address = address.map(bucket);
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(name) = username {
-            if limits.per_user > 0 {
-                counters.users.count((name.to_owned(), address), now);
-            }
-            if limits.per_account > 0 {
-                counters.accounts.count(name.to_owned(), now);
-            }
+    pub async fn record_failure(
+        &self,
+        username: Option<&str>,
+        address: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let counters: Vec<FailureCounter> = counters_of(&self.limits, username, address)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        if counters.is_empty() {
+            return Ok(());
         }
-        if let (Some(address), true) = (address, limits.per_address > 0) {
-            counters.addresses.count(address, now);
-        }
+        self.store.count_login_failure(&counters, now, WINDOW).await
     }
 
     /// Forgets a username's failures from this address after it logged in
     /// from there. Its count from all addresses stays: a distributed guess
     /// is not forgiven because the owner logged in meanwhile.
-    pub fn record_success(&self, username: &str, address: Option<IpAddr>) {
-        let key = (username.to_owned(), address.map(bucket));
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        counters.users.forget(&key);
+    pub async fn record_success(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+    ) -> Result<(), StoreError> {
+        if self.limits.per_user == 0 {
+            return Ok(());
+        }
+        self.store
+            .forget_login_failures(&user_at_address(username, address))
+            .await
     }
+}
+
+/// The counters an attempt is counted on, each with its limit; those whose
+/// limit is 0 are left out.
+fn counters_of(
+    limits: &ThrottleLimits,
+    username: Option<&str>,
+    address: Option<IpAddr>,
+) -> Vec<(FailureCounter, u32)> {
+    let address = address.map(bucket);
+    let mut counters = Vec::with_capacity(3);
+    if let Some(name) = username {
+        counters.push((user_at_address(name, address), limits.per_user));
+        let account = FailureCounter {
+            counter: "account",
+            subject: name.to_owned(),
+        };
+        counters.push((account, limits.per_account));
+    }
+    if let Some(address) = address {
+        let address = FailureCounter {
+            counter: "address",
+            subject: address.to_string(),
+        };
+        counters.push((address, limits.per_address));
+    }
+    counters.retain(|(_, limit)| *limit > 0);
+    counters
+}
+
+/// The counter of one username from one address (or from no known one).
+fn user_at_address(username: &str, address: Option<IpAddr>) -> FailureCounter {
+    let address = address.map(bucket);
+    FailureCounter {
+        counter: "user",
+        // A valid username holds no space.
+        subject: match address {
+            Some(address) => format!("{username} {address}"),
+            None => username.to_owned(),
+        },
+    }
+}
+
+/// Whether an attempt is refused at `now`, given its counters' windows:
+/// refused until the latest-ending window among those at their limit ends.
+fn verdict(
+    counters: &[(FailureCounter, u32)],
+    windows: &[(FailureCounter, FailureWindow)],
+    now: UnixTime,
+) -> Option<Throttled> {
+    windows
+        .iter()
+        .filter_map(|(key, window)| {
+            let (_, limit) = counters.iter().find(|(counter, _)| counter == key)?;
+            let ends = window.start + WINDOW;
+            (window.failures >= *limit && now < ends).then_some(ends - now)
+        })
+        .max()
+        .map(|retry_after| Throttled { retry_after })
 }
 
 /// The unit an address is counted in: an IPv4 address, or an IPv6 /64 (a
@@ -138,297 +174,260 @@ fn bucket(address: IpAddr) -> IpAddr {
     }
 }
 
-/// Bytes a key holds outside its map slot.
-trait HeapBytes {
-    fn heap_bytes(&self) -> usize;
-}
-
-impl HeapBytes for IpAddr {
-    fn heap_bytes(&self) -> usize {
-        0
-    }
-}
-
-impl HeapBytes for String {
-    fn heap_bytes(&self) -> usize {
-        self.capacity()
-    }
-}
-
-impl HeapBytes for (String, Option<IpAddr>) {
-    fn heap_bytes(&self) -> usize {
-        self.0.capacity()
-    }
-}
-
-/// Failure counts in fixed windows, keyed by `K`, with the bytes they
-/// hold.
-#[derive(Debug)]
-struct Windows<K> {
-    windows: HashMap<K, (UnixTime, u32)>,
-    bytes: usize,
-}
-
-impl<K> Default for Windows<K> {
-    fn default() -> Self {
-        Self {
-            windows: HashMap::new(),
-            bytes: 0,
-        }
-    }
-}
-
-impl<K: Eq + Hash + HeapBytes> Windows<K> {
-    /// What one entry costs: its slot (key and window) and the key's heap.
-    fn entry_bytes(key: &K) -> usize {
-        std::mem::size_of::<(K, (UnixTime, u32))>() + key.heap_bytes()
-    }
-
-    /// Seconds until `key` may try again, if it hit `limit` in its window.
-    fn retry_after<Q>(&self, key: &Q, limit: u32, now: UnixTime) -> Option<i64>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Eq + Hash + ?Sized,
-    {
-        let &(start, failures) = self.windows.get(key)?;
-        let ends = start + WINDOW;
-        (limit > 0 && failures >= limit && now < ends).then_some(ends - now)
-    }
-
-    fn count(&mut self, key: K, now: UnixTime) {
-        if !self.windows.contains_key(&key) {
-            let bytes = Self::entry_bytes(&key);
-            if self.windows.len() >= MAX_TRACKED || self.bytes + bytes > MAX_TRACKED_BYTES {
-                self.make_room(now, bytes);
-            }
-            self.bytes += bytes;
-        }
-        let window = self.windows.entry(key).or_insert((now, 0));
-        if now >= window.0 + WINDOW {
-            *window = (now, 0);
-        }
-        window.1 = window.1.saturating_add(1);
-    }
-
-    fn forget(&mut self, key: &K) {
-        if let Some((stored, _)) = self.windows.remove_entry(key) {
-            self.bytes -= Self::entry_bytes(&stored);
-        }
-    }
-
-    /// Drops finished windows; while that is not enough for one more entry
-    /// of `incoming` bytes, the oldest 1 % (at least one), so the scan is
-    /// paid once per many inserts.
-    fn make_room(&mut self, now: UnixTime, incoming: usize) {
-        self.retain(|start| now < start + WINDOW);
-        while !self.windows.is_empty()
-            && (self.windows.len() >= MAX_TRACKED || self.bytes + incoming > MAX_TRACKED_BYTES)
-        {
-            let mut starts: Vec<UnixTime> =
-                self.windows.values().map(|(start, _)| *start).collect();
-            let cut = (starts.len() / 100).max(1);
-            let (_, threshold, _) = starts.select_nth_unstable(cut - 1);
-            let threshold = *threshold;
-            // Everything older than the cut's last start, then as many of
-            // that start as the cut still needs: windows often share one.
-            let older = starts.iter().filter(|start| **start < threshold).count();
-            let mut same_left = cut - older;
-            self.retain(|start| {
-                if start < threshold {
-                    return false;
-                }
-                if start == threshold && same_left > 0 {
-                    same_left -= 1;
-                    return false;
-                }
-                true
-            });
-        }
-    }
-
-    /// Keeps the windows whose start passes `keep`, counting the bytes
-    /// of the rest out.
-    fn retain(&mut self, mut keep: impl FnMut(UnixTime) -> bool) {
-        let mut freed = 0;
-        self.windows.retain(|key, (start, _)| {
-            let kept = keep(*start);
-            if !kept {
-                freed += Self::entry_bytes(key);
-            }
-            kept
-        });
-        self.bytes -= freed;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const HOME: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
 
-    fn limits(per_user: u32, per_address: u32, per_account: u32) -> LoginThrottle {
-        LoginThrottle::new(ThrottleLimits {
+    /// A throttle on a fresh SQLite file (kept as long as the directory).
+    async fn limits(per_user: u32, per_address: u32, per_account: u32) -> Throttle {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("jwtd.db")).await.unwrap();
+        let limits = ThrottleLimits {
             per_user,
             per_address,
             per_account,
-        })
+        };
+        Throttle {
+            inner: LoginThrottle::new(limits, store),
+            _dir: dir,
+        }
+    }
+
+    struct Throttle {
+        inner: LoginThrottle,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Throttle {
+        async fn check(
+            &self,
+            username: Option<&str>,
+            address: Option<IpAddr>,
+            now: i64,
+        ) -> Option<Throttled> {
+            self.inner.check(username, address, now).await.unwrap()
+        }
+
+        async fn record_failure(&self, username: Option<&str>, address: Option<IpAddr>, now: i64) {
+            self.inner
+                .record_failure(username, address, now)
+                .await
+                .unwrap();
+        }
+
+        async fn record_success(&self, username: &str, address: Option<IpAddr>) {
+            self.inner.record_success(username, address).await.unwrap();
+        }
     }
 
     fn ip(text: &str) -> Option<IpAddr> {
         Some(text.parse().unwrap())
     }
 
-    #[test]
-    fn a_username_is_throttled_after_its_limit_until_the_window_ends() {
-        let throttle = limits(3, 0, 0);
+    #[tokio::test]
+    async fn a_username_is_throttled_after_its_limit_until_the_window_ends() {
+        let throttle = limits(3, 0, 0).await;
         for _ in 0..3 {
-            assert_eq!(throttle.check(Some("alice"), HOME, 1_000), Ok(()));
-            throttle.record_failure(Some("alice"), HOME, 1_000);
+            assert_eq!(throttle.check(Some("alice"), HOME, 1_000).await, None);
+            throttle.record_failure(Some("alice"), HOME, 1_000).await;
         }
         assert_eq!(
-            throttle.check(Some("alice"), HOME, 1_100),
-            Err(Throttled {
+            throttle.check(Some("alice"), HOME, 1_100).await,
+            Some(Throttled {
                 retry_after: WINDOW - 100
             })
         );
         assert_eq!(
-            throttle.check(Some("bob"), HOME, 1_100),
-            Ok(()),
+            throttle.check(Some("bob"), HOME, 1_100).await,
+            None,
             "per user, not global"
         );
         assert_eq!(
-            throttle.check(Some("alice"), HOME, 1_000 + WINDOW),
-            Ok(()),
+            throttle.check(Some("alice"), HOME, 1_000 + WINDOW).await,
+            None,
             "the window ended"
         );
     }
 
-    #[test]
-    fn a_username_is_counted_per_address() {
-        let throttle = limits(2, 0, 0);
+    #[tokio::test]
+    async fn a_username_is_counted_per_address() {
+        let throttle = limits(2, 0, 0).await;
         for _ in 0..2 {
-            throttle.record_failure(Some("alice"), ip("192.0.2.1"), 10);
+            throttle
+                .record_failure(Some("alice"), ip("192.0.2.1"), 10)
+                .await;
         }
-        assert!(throttle.check(Some("alice"), ip("192.0.2.1"), 11).is_err());
+        assert!(
+            throttle
+                .check(Some("alice"), ip("192.0.2.1"), 11)
+                .await
+                .is_some()
+        );
         assert_eq!(
-            throttle.check(Some("alice"), ip("192.0.2.2"), 11),
-            Ok(()),
+            throttle.check(Some("alice"), ip("192.0.2.2"), 11).await,
+            None,
             "another address is not locked out"
         );
     }
 
-    #[test]
-    fn an_account_is_throttled_across_addresses() {
-        let throttle = limits(10, 0, 5);
+    #[tokio::test]
+    async fn an_account_is_throttled_across_addresses() {
+        let throttle = limits(10, 0, 5).await;
         for i in 0..5 {
-            throttle.record_failure(Some("alice"), ip(&format!("192.0.2.{i}")), 10);
+            throttle
+                .record_failure(Some("alice"), ip(&format!("192.0.2.{i}")), 10)
+                .await;
         }
         assert!(
             throttle
                 .check(Some("alice"), ip("198.51.100.7"), 11)
-                .is_err()
+                .await
+                .is_some()
         );
-        assert_eq!(throttle.check(Some("bob"), ip("198.51.100.7"), 11), Ok(()));
+        assert_eq!(
+            throttle.check(Some("bob"), ip("198.51.100.7"), 11).await,
+            None
+        );
     }
 
-    #[test]
-    fn an_address_is_throttled_whatever_usernames_it_tries() {
-        let throttle = limits(0, 5, 0);
+    #[tokio::test]
+    async fn an_address_is_throttled_whatever_usernames_it_tries() {
+        let throttle = limits(0, 5, 0).await;
         for i in 0..4 {
-            throttle.record_failure(Some(&format!("user{i}")), HOME, 10);
+            throttle
+                .record_failure(Some(&format!("user{i}")), HOME, 10)
+                .await;
         }
-        throttle.record_failure(None, HOME, 10);
-        assert!(throttle.check(Some("someone-else"), HOME, 11).is_err());
-        assert!(throttle.check(None, HOME, 11).is_err());
-        assert_eq!(throttle.check(Some("someone-else"), None, 11), Ok(()));
+        throttle.record_failure(None, HOME, 10).await;
+        assert!(
+            throttle
+                .check(Some("someone-else"), HOME, 11)
+                .await
+                .is_some()
+        );
+        assert!(throttle.check(None, HOME, 11).await.is_some());
+        assert_eq!(throttle.check(Some("someone-else"), None, 11).await, None);
     }
 
-    #[test]
-    fn success_forgets_the_failures_from_its_address_only() {
-        let throttle = limits(2, 0, 3);
-        throttle.record_failure(Some("alice"), HOME, 10);
-        throttle.record_success("alice", HOME);
-        throttle.record_failure(Some("alice"), HOME, 10);
-        assert_eq!(throttle.check(Some("alice"), HOME, 10), Ok(()));
-        throttle.record_failure(Some("alice"), ip("192.0.2.9"), 10);
+    #[tokio::test]
+    async fn success_forgets_the_failures_from_its_address_only() {
+        let throttle = limits(2, 0, 3).await;
+        throttle.record_failure(Some("alice"), HOME, 10).await;
+        throttle.record_success("alice", HOME).await;
+        throttle.record_failure(Some("alice"), HOME, 10).await;
+        assert_eq!(throttle.check(Some("alice"), HOME, 10).await, None);
+        throttle
+            .record_failure(Some("alice"), ip("192.0.2.9"), 10)
+            .await;
         assert!(
-            throttle.check(Some("alice"), HOME, 10).is_err(),
+            throttle.check(Some("alice"), HOME, 10).await.is_some(),
             "three failures for the account in all"
         );
     }
 
-    #[test]
-    fn zero_turns_a_limit_off() {
-        let throttle = limits(0, 0, 0);
+    #[tokio::test]
+    async fn zero_turns_a_limit_off() {
+        let throttle = limits(0, 0, 0).await;
         for _ in 0..100 {
-            throttle.record_failure(Some("alice"), HOME, 10);
+            throttle.record_failure(Some("alice"), HOME, 10).await;
         }
-        assert_eq!(throttle.check(Some("alice"), HOME, 10), Ok(()));
+        assert_eq!(throttle.check(Some("alice"), HOME, 10).await, None);
     }
 
-    #[test]
-    fn a_full_table_forgets_only_a_few_of_its_oldest_windows() {
-        let throttle = limits(10, 0, 0);
-        for i in 0..MAX_TRACKED {
-            throttle.record_failure(Some(&format!("u{i}")), HOME, 10);
-        }
-        throttle.record_failure(Some("late"), HOME, 11);
-        let counters = throttle.counters.lock().unwrap();
-        let kept = counters.users.windows.len();
-        assert!(kept >= MAX_TRACKED - MAX_TRACKED / 100, "{kept} kept");
-    }
-
-    #[test]
-    fn memory_stays_bounded_when_usernames_rotate() {
-        let throttle = limits(10, 0, 10);
-        for i in 0..(MAX_TRACKED + 1_000) {
-            throttle.record_failure(Some(&format!("u{i}")), HOME, 10 + (i as i64 / 1_000));
-        }
-        let counters = throttle.counters.lock().unwrap();
-        assert!(counters.users.windows.len() <= MAX_TRACKED);
-        assert!(counters.accounts.windows.len() <= MAX_TRACKED);
-    }
-
-    #[test]
-    fn memory_stays_bounded_in_bytes_when_usernames_are_long() {
-        let throttle = limits(10, 0, 10);
-        let long = "é".repeat(150);
-        for i in 0..30_000 {
-            throttle.record_failure(Some(&format!("{long}{i}")), HOME, 10);
-        }
-        let counters = throttle.counters.lock().unwrap();
-        for (bytes, entries) in [
-            (counters.users.bytes, counters.users.windows.len()),
-            (counters.accounts.bytes, counters.accounts.windows.len()),
-        ] {
-            assert!(bytes <= MAX_TRACKED_BYTES, "{bytes} bytes");
-            assert!(entries < 30_000, "{entries} entries: none forgotten");
-            let per_entry = bytes / entries;
-            assert!(
-                bytes + (entries / 100 + 2) * per_entry > MAX_TRACKED_BYTES,
-                "{entries} entries of {per_entry} bytes: more forgotten than needed"
-            );
-        }
-    }
-
-    #[test]
-    fn ipv6_clients_count_per_64() {
-        let throttle = limits(0, 2, 0);
-        throttle.record_failure(Some("x"), ip("2001:db8::1"), 10);
-        throttle.record_failure(Some("y"), ip("2001:db8::ffff:2"), 10);
-        assert!(throttle.check(Some("z"), ip("2001:db8::1"), 11).is_err());
-    }
-
-    #[test]
-    fn ipv4_clients_of_a_dual_stack_listener_count_per_address() {
-        let throttle = limits(0, 2, 0);
-        throttle.record_failure(Some("x"), ip("::ffff:192.0.2.1"), 10);
-        throttle.record_failure(Some("y"), ip("::ffff:192.0.2.1"), 10);
-        assert!(throttle.check(Some("z"), ip("192.0.2.1"), 11).is_err());
+    #[tokio::test]
+    async fn throttles_on_one_database_share_their_counts() {
+        let first = limits(3, 0, 0).await;
+        let store = Store::open(&first._dir.path().join("jwtd.db"))
+            .await
+            .unwrap();
+        let second = LoginThrottle::new(first.inner.limits, store);
+        first.record_failure(Some("alice"), HOME, 10).await;
+        second
+            .record_failure(Some("alice"), HOME, 11)
+            .await
+            .unwrap();
+        assert_eq!(first.check(Some("alice"), HOME, 12).await, None);
+        first.record_failure(Some("alice"), HOME, 12).await;
         assert_eq!(
-            throttle.check(Some("z"), ip("::ffff:192.0.2.2"), 11),
-            Ok(())
+            second.check(Some("alice"), HOME, 13).await.unwrap(),
+            Some(Throttled {
+                retry_after: WINDOW - 3
+            }),
+            "three failures through two throttles; the window opened at the first"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_window_starts_again_and_is_deleted() {
+        let throttle = limits(2, 0, 0).await;
+        throttle.record_failure(Some("alice"), HOME, 10).await;
+        throttle.record_failure(Some("alice"), HOME, 10).await;
+        assert!(
+            throttle
+                .check(Some("alice"), HOME, 10 + WINDOW - 1)
+                .await
+                .is_some()
+        );
+        throttle
+            .record_failure(Some("alice"), HOME, 10 + WINDOW)
+            .await;
+        assert_eq!(
+            throttle.check(Some("alice"), HOME, 10 + WINDOW).await,
+            None,
+            "one failure in the new window"
+        );
+        throttle
+            .record_failure(Some("bob"), HOME, 10 + 2 * WINDOW + 1)
+            .await;
+        let stored = throttle
+            .inner
+            .store
+            .login_failures(&[user_at_address("alice", HOME)])
+            .await
+            .unwrap();
+        assert!(
+            stored.is_empty(),
+            "alice's finished window is deleted: {stored:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_count_per_64() {
+        let throttle = limits(0, 2, 0).await;
+        throttle
+            .record_failure(Some("x"), ip("2001:db8::1"), 10)
+            .await;
+        throttle
+            .record_failure(Some("y"), ip("2001:db8::ffff:2"), 10)
+            .await;
+        assert!(
+            throttle
+                .check(Some("z"), ip("2001:db8::1"), 11)
+                .await
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn ipv4_clients_of_a_dual_stack_listener_count_per_address() {
+        let throttle = limits(0, 2, 0).await;
+        throttle
+            .record_failure(Some("x"), ip("::ffff:192.0.2.1"), 10)
+            .await;
+        throttle
+            .record_failure(Some("y"), ip("::ffff:192.0.2.1"), 10)
+            .await;
+        assert!(
+            throttle
+                .check(Some("z"), ip("192.0.2.1"), 11)
+                .await
+                .is_some()
+        );
+        assert_eq!(
+            throttle.check(Some("z"), ip("::ffff:192.0.2.2"), 11).await,
+            None
         );
     }
 }

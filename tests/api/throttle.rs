@@ -1,5 +1,6 @@
 //! Brute-force throttling over HTTP: per username and per address, 429 with
-//! `Retry-After`, the password not even checked past the limit.
+//! `Retry-After`, the password not even checked past the limit, counted in
+//! the database across processes and restarts.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{expect_json, spawn_app_with};
+use crate::process::Home;
 
 #[tokio::test]
 async fn a_username_past_its_failures_gets_429_even_with_the_right_password() {
@@ -91,4 +93,44 @@ async fn zero_turns_throttling_off() {
         expect_json(app.login("alice", "wrong").await, StatusCode::UNAUTHORIZED).await;
     }
     app.login_ok("alice", "right").await;
+}
+
+#[tokio::test]
+async fn two_processes_on_one_database_share_the_count_and_a_restart_keeps_it() {
+    let home = Home::new(&[
+        ("login_failures_per_user", "4"),
+        ("login_failures_per_address", "0"),
+        ("login_failures_per_account", "0"),
+    ]);
+    home.add_user("alice", "right");
+    let first = home.serve();
+    let second = home.serve();
+    let client = reqwest::Client::new();
+    let login = async |server: &crate::process::Server, password: &str| {
+        client
+            .post(server.url("/api/token/"))
+            .json(&json!({"username": "alice", "password": password}))
+            .send()
+            .await
+            .expect("the server answers")
+            .status()
+    };
+    // Four failures, alternating between the processes: each saw only two.
+    for server in [&first, &second, &first, &second] {
+        assert_eq!(login(server, "wrong").await, StatusCode::UNAUTHORIZED);
+    }
+    for server in [&first, &second] {
+        assert_eq!(
+            login(server, "right").await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the fifth attempt is refused by either process, even with the right password"
+        );
+    }
+    drop((first, second));
+    let restarted = home.serve();
+    assert_eq!(
+        login(&restarted, "right").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a restart forgets nothing"
+    );
 }
