@@ -24,7 +24,7 @@ use crate::helpers::{
     Pair, TestApp, access_token_not_valid, claims_of, expect_json, poll_until, spawn_app,
     spawn_app_with,
 };
-use crate::process::{Server, jwtd_with};
+use crate::process::{Home, Server, jwtd_with};
 
 pub(crate) const PASSWORD: &str = "correct horse";
 pub(crate) const BLACKLISTED: &str = "Token is blacklisted";

@@ -172,3 +172,79 @@ async fn a_replay_after_the_grace_revokes_the_family() {
     let next = rotate(&app, &other_login).await;
     assert_empty_ok(app.verify(&next).await).await;
 }
+
+/// Two `jwtd serve` processes on one database, as two replicas: twenty
+/// refreshes of one token sent at once, alternately to each, give exactly
+/// one success; the reuse that the others are revokes the family, which
+/// both processes then refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_of_one_token_through_two_processes_give_exactly_one_success() {
+    const N: usize = 20;
+    let home = Home::new(&[]);
+    home.add_user("alice", PASSWORD);
+    let servers = [home.serve(), home.serve()];
+    let client = reqwest::Client::new();
+    let post = async |server: &Server, path: &str, body: Value| {
+        let response = client
+            .post(server.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        (status, response.json::<Value>().await.expect("a JSON body"))
+    };
+    let (status, pair) = post(
+        &servers[0],
+        "/api/token/",
+        json!({"username": "alice", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{pair}");
+    let refresh = pair["refresh"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned();
+
+    let start = Arc::new(Barrier::new(N));
+    let mut burst = JoinSet::new();
+    for i in 0..N {
+        let (client, url, refresh, start) = (
+            client.clone(),
+            servers[i % 2].url("/api/token/refresh/"),
+            refresh.clone(),
+            start.clone(),
+        );
+        burst.spawn(async move {
+            start.wait().await;
+            let response = client
+                .post(url)
+                .json(&json!({"refresh": refresh}))
+                .send()
+                .await
+                .expect("the server answers");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("a JSON body"))
+        });
+    }
+    let outcomes = burst.join_all().await;
+    let winners: Vec<&Value> = outcomes
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one success: {outcomes:?}");
+    let refused = json!({"detail": BLACKLISTED, "code": "token_not_valid"});
+    for (status, body) in outcomes.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!((*status, body), (StatusCode::UNAUTHORIZED, &refused));
+    }
+    let winner = winners[0]["refresh"].as_str().expect("a new refresh token");
+    for server in &servers {
+        let (status, body) = post(server, "/api/token/refresh/", json!({"refresh": winner})).await;
+        assert_eq!(
+            (status, &body),
+            (StatusCode::UNAUTHORIZED, &refused),
+            "the family is revoked for every process"
+        );
+    }
+}
