@@ -351,3 +351,79 @@ async fn update_last_login_records_the_login_time_only_when_on() {
         assert_eq!(last_login("bob"), expected(bob_login), "enabled={enabled}");
     }
 }
+
+/// Two `jwtd serve` processes on one database: a user disabled from the
+/// CLI is refused by both within a second, access tokens included (each
+/// process caches accounts and learns of the change by polling), and
+/// logout-all from the CLI ends the refresh tokens issued by both.
+#[tokio::test]
+async fn changes_from_the_cli_reach_every_process_within_a_second() {
+    let home = Home::new(&[]);
+    home.add_user("alice", PASSWORD);
+    home.add_user("bob", PASSWORD);
+    let servers = [home.serve(), home.serve()];
+    let client = reqwest::Client::new();
+    let login_at = async |server: &Server, name: &str| -> Pair {
+        let response = client
+            .post(server.url("/api/token/"))
+            .json(&json!({"username": name, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("the server answers");
+        let body: Value = response.json().await.expect("a JSON body");
+        Pair {
+            access: body["access"].as_str().expect("an access token").to_owned(),
+            refresh: body["refresh"]
+                .as_str()
+                .expect("a refresh token")
+                .to_owned(),
+        }
+    };
+    let status_of = async |request: reqwest::RequestBuilder| {
+        request.send().await.expect("the server answers").status()
+    };
+    let mut alice = Vec::new();
+    let mut bob = Vec::new();
+    for server in &servers {
+        alice.push(login_at(server, "alice").await);
+        bob.push(login_at(server, "bob").await);
+        // Each process now holds alice in its account cache.
+        let me = client
+            .get(server.url("/api/me/"))
+            .bearer_auth(&alice[0].access);
+        assert_eq!(status_of(me).await, StatusCode::OK);
+    }
+
+    home.run(&["users", "disable", "alice"], None).ok();
+    let (_, took) = poll_until(
+        Duration::from_millis(1500),
+        "alice refused everywhere",
+        async || {
+            for server in &servers {
+                for pair in &alice {
+                    let me = client.get(server.url("/api/me/")).bearer_auth(&pair.access);
+                    if status_of(me).await != StatusCode::UNAUTHORIZED {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    assert!(took <= Duration::from_millis(1000 + 250), "took {took:?}");
+
+    home.run(&["users", "logout-all", "bob"], None).ok();
+    for server in &servers {
+        for pair in &bob {
+            let refresh = client
+                .post(server.url("/api/token/refresh/"))
+                .json(&json!({"refresh": pair.refresh}));
+            assert_eq!(
+                status_of(refresh).await,
+                StatusCode::UNAUTHORIZED,
+                "bob's sessions from both processes ended, seen by both"
+            );
+        }
+    }
+}
