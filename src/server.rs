@@ -64,13 +64,12 @@ impl Issuer {
     /// Opens the store (creating and migrating it), loads or creates the
     /// master key, creates the first signing keys if needed and loads them.
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        let path = config.database_path();
-        let store = Store::open(&path).await?;
+        let store = Store::open(&config.database_url).await?;
         store
             .check_writable()
             .await
             .map_err(|err| StoreError::Open {
-                path: path.display().to_string(),
+                path: config.database_name(),
                 reason: err.to_string(),
             })?;
         let master = Arc::new(MasterKey::load(&config.master_key)?);

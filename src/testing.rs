@@ -78,7 +78,7 @@ pub struct Deployment {
 impl Deployment {
     /// Opens the database and master key `config` names (both must exist).
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        let store = Store::open(&config.database_path()).await?;
+        let store = Store::open(&config.database_url).await?;
         let master = MasterKey::load(&config.master_key)?;
         Ok(Self {
             store,

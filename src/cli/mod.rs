@@ -93,7 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Token { action } => token::run(action, &config).await,
         command => {
-            let store = Store::open(&config.database_path()).await?;
+            let store = Store::open(&config.database_url).await?;
             let result = run_on_store(command, &store, &config).await;
             // Closing checkpoints the WAL, so no -wal/-shm files are left.
             store.close().await;
@@ -106,10 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_on_store(command: Command, store: &Store, config: &Config) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
-            say!(
-                "database {} is up to date",
-                config.database_path().display()
-            )?;
+            say!("database {} is up to date", config.database_name())?;
             Ok(())
         }
         Command::Users { action } => users::run(action, store, config.password_hash).await,

@@ -401,20 +401,19 @@ impl Config {
         Ok(())
     }
 
-    /// The SQLite file named by `database_url`.
+    /// The SQLite file `database_url` names (meaningless for PostgreSQL).
     pub fn database_path(&self) -> PathBuf {
         PathBuf::from(self.database_url.trim_start_matches("sqlite://"))
+    }
+
+    /// `database_url` as messages show it: without a PostgreSQL password.
+    pub fn database_name(&self) -> String {
+        crate::store::redacted(&self.database_url)
     }
 }
 
 fn parse_database_url(value: &str) -> Result<String, String> {
-    match value.strip_prefix("sqlite://") {
-        Some(path) if !path.is_empty() && !path.contains('?') => Ok(value.to_owned()),
-        Some(_) => Err(format!(
-            "`{value}` must be sqlite://PATH (a file path, no options)"
-        )),
-        None => Err(format!("`{value}` is not supported: use sqlite://PATH")),
-    }
+    crate::store::Location::parse(value).map(|_| value.to_owned())
 }
 
 fn positive(value: &str) -> Result<Duration, String> {

@@ -1,12 +1,10 @@
-//! Queries on the `signing_keys` table and its version counter.
+//! Signing keys as stored, and the front door to reading and changing
+//! them.
 
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
-
-use super::{Store, StoreError, WriteTransaction};
+use super::{Db, Store, StoreError, dispatch, postgres, sqlite};
 use crate::clock::UnixTime;
 use crate::verifier::{Algorithm, PublicJwk};
 
@@ -100,180 +98,142 @@ impl FromStr for KeyState {
     }
 }
 
-const KEY_COLUMNS_SQL: &str = "SELECT kid, alg, state, public_jwk, sealed_private, created_at, \
+/// A `signing_keys` row as both databases return it.
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    kid: String,
+    alg: String,
+    state: String,
+    public_jwk: String,
+    sealed_private: Option<Vec<u8>>,
+    created_at: UnixTime,
+    activated_at: Option<UnixTime>,
+    deactivated_at: Option<UnixTime>,
+    retired_at: Option<UnixTime>,
+    revoked_at: Option<UnixTime>,
+    rotate_requested_at: Option<UnixTime>,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<Self, StoreError> {
+        let kid = row.kid;
+        let corrupt = |what: String| StoreError::Corrupt(format!("signing key {kid}: {what}"));
+        Ok(StoredKey {
+            alg: row.alg.parse().map_err(corrupt)?,
+            state: row.state.parse().map_err(corrupt)?,
+            public: serde_json::from_str(&row.public_jwk)
+                .map_err(|err| corrupt(err.to_string()))?,
+            sealed_private: row.sealed_private,
+            created_at: row.created_at,
+            activated_at: row.activated_at,
+            deactivated_at: row.deactivated_at,
+            retired_at: row.retired_at,
+            revoked_at: row.revoked_at,
+            rotate_requested_at: row.rotate_requested_at,
+            kid,
+        })
+    }
+}
+
+/// Every key, oldest first: the same statement on both databases.
+pub(super) const KEYS_SQL: &str = "SELECT kid, alg, state, public_jwk, sealed_private, created_at, \
      activated_at, deactivated_at, retired_at, revoked_at, rotate_requested_at \
      FROM signing_keys ORDER BY created_at, kid";
 
 impl Store {
     /// The key-set version: changes whenever any process changes a key.
     pub async fn key_set_version(&self) -> Result<i64, StoreError> {
-        let version = sqlx::query_scalar("SELECT version FROM key_set_version WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(version)
+        dispatch!(&self.db, db => db.key_set_version().await)
     }
 
     /// Every key with the key-set version they were read at, in one
     /// consistent snapshot.
     pub async fn keys_with_version(&self) -> Result<(i64, Vec<StoredKey>), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let version = sqlx::query_scalar("SELECT version FROM key_set_version WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-        let keys = read_keys(&mut tx).await?;
-        tx.commit().await?;
-        Ok((version, keys))
+        dispatch!(&self.db, db => db.keys_with_version().await)
     }
 
-    /// Starts a write transaction on the keys. It takes SQLite's write lock
-    /// at once (`BEGIN IMMEDIATE`), so what it reads stays true until it
-    /// commits, whatever other processes do.
+    /// Starts a write transaction on the keys that holds the keys' lock
+    /// until it ends: what it reads stays true until it commits, whatever
+    /// other processes do, and two processes never plan the same rotation
+    /// step.
     pub async fn key_transaction(&self) -> Result<KeyTransaction, StoreError> {
-        Ok(KeyTransaction {
-            write: self.begin_write().await?,
-        })
+        Ok(KeyTransaction(match &self.db {
+            Db::Sqlite(db) => Transaction::Sqlite(db.key_transaction().await?),
+            Db::Postgres(db) => Transaction::Postgres(db.key_transaction().await?),
+        }))
     }
 }
 
 /// A write transaction on the keys; dropped without [`commit`](Self::commit),
 /// it rolls back.
-pub struct KeyTransaction {
-    write: WriteTransaction,
+pub struct KeyTransaction(Transaction);
+
+enum Transaction {
+    Sqlite(sqlite::KeyTransaction),
+    Postgres(postgres::KeyTransaction),
+}
+
+/// Runs `$call` on whichever transaction `$tx` is, named `$t` inside.
+macro_rules! on_transaction {
+    ($tx:expr, $t:ident => $call:expr) => {
+        match $tx {
+            Transaction::Sqlite($t) => $call,
+            Transaction::Postgres($t) => $call,
+        }
+    };
 }
 
 impl KeyTransaction {
     /// Every key, as of this transaction.
     pub async fn keys(&mut self) -> Result<Vec<StoredKey>, StoreError> {
-        read_keys(&mut self.write.tx).await
+        on_transaction!(&mut self.0, tx => tx.keys().await)
     }
 
     /// Inserts a key.
     pub async fn insert(&mut self, key: &StoredKey) -> Result<(), StoreError> {
-        let public_jwk = serde_json::to_string(&key.public)
-            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, state, public_jwk, sealed_private, created_at, \
-             activated_at, deactivated_at, retired_at, revoked_at, rotate_requested_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key.kid)
-        .bind(key.alg.as_str())
-        .bind(key.state.as_str())
-        .bind(public_jwk)
-        .bind(key.sealed_private.as_deref())
-        .bind(key.created_at)
-        .bind(key.activated_at)
-        .bind(key.deactivated_at)
-        .bind(key.retired_at)
-        .bind(key.revoked_at)
-        .bind(key.rotate_requested_at)
-        .execute(&mut *self.write.tx)
-        .await?;
-        Ok(())
+        on_transaction!(&mut self.0, tx => tx.insert(key).await)
     }
 
     /// `active` → `retiring`: the key stops signing at `now`.
     pub async fn deactivate(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE signing_keys SET state = 'retiring', deactivated_at = ? \
-             WHERE kid = ? AND state = 'active'",
-        )
-        .bind(now)
-        .bind(kid)
-        .execute(&mut *self.write.tx)
-        .await?;
-        expect_one(done.rows_affected(), kid)
+        on_transaction!(&mut self.0, tx => tx.deactivate(kid, now).await)
     }
 
     /// `next` → `active`: the key signs from `now`.
     pub async fn activate(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE signing_keys SET state = 'active', activated_at = ? WHERE kid = ? AND state = 'next'",
-        )
-        .bind(now)
-        .bind(kid)
-        .execute(&mut *self.write.tx)
-        .await?;
-        expect_one(done.rows_affected(), kid)
+        on_transaction!(&mut self.0, tx => tx.activate(kid, now).await)
     }
 
     /// `retiring` or `next` → `retired`: unpublished, private key erased.
     pub async fn retire(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE signing_keys SET state = 'retired', retired_at = ?, sealed_private = NULL \
-             WHERE kid = ? AND state IN ('retiring', 'next')",
-        )
-        .bind(now)
-        .bind(kid)
-        .execute(&mut *self.write.tx)
-        .await?;
-        expect_one(done.rows_affected(), kid)
+        on_transaction!(&mut self.0, tx => tx.retire(kid, now).await)
     }
 
     /// Any state → `revoked`: unpublished at once, private key erased. An
     /// active key also stops signing at `now`.
     pub async fn revoke(&mut self, kid: &str, now: UnixTime) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE signing_keys SET state = 'revoked', revoked_at = ?, sealed_private = NULL, \
-             deactivated_at = CASE WHEN state = 'active' THEN ? ELSE deactivated_at END \
-             WHERE kid = ? AND state <> 'revoked'",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(kid)
-        .execute(&mut *self.write.tx)
-        .await?;
-        expect_one(done.rows_affected(), kid)
+        on_transaction!(&mut self.0, tx => tx.revoke(kid, now).await)
     }
 
     /// Asks for the active key to be replaced as soon as the next key may sign.
     pub async fn request_rotation(&mut self, now: UnixTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE signing_keys SET rotate_requested_at = ? WHERE state = 'active'")
-            .bind(now)
-            .execute(&mut *self.write.tx)
-            .await?;
-        Ok(())
+        on_transaction!(&mut self.0, tx => tx.request_rotation(now).await)
     }
 
     /// Makes every change of this transaction durable.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.write.tx.commit().await?;
-        Ok(())
+        on_transaction!(self.0, tx => tx.commit().await)
     }
 }
 
 /// A key update must touch exactly the one row it names; anything else
 /// means the plan was made on stale data, and the transaction must not commit.
-fn expect_one(rows: u64, kid: &str) -> Result<(), StoreError> {
+pub(super) fn expect_one(rows: u64, kid: &str) -> Result<(), StoreError> {
     if rows == 1 {
         Ok(())
     } else {
         Err(StoreError::NoSuchKey(kid.to_owned()))
     }
-}
-
-async fn read_keys(tx: &mut Transaction<'static, Sqlite>) -> Result<Vec<StoredKey>, StoreError> {
-    let rows = sqlx::query(KEY_COLUMNS_SQL).fetch_all(&mut **tx).await?;
-    rows.into_iter().map(key_from_row).collect()
-}
-
-fn key_from_row(row: SqliteRow) -> Result<StoredKey, StoreError> {
-    let kid: String = row.try_get("kid")?;
-    let corrupt = |what: String| StoreError::Corrupt(format!("signing key {kid}: {what}"));
-    let alg: String = row.try_get("alg")?;
-    let state: String = row.try_get("state")?;
-    let public_jwk: String = row.try_get("public_jwk")?;
-    Ok(StoredKey {
-        alg: alg.parse().map_err(corrupt)?,
-        state: state.parse().map_err(corrupt)?,
-        public: serde_json::from_str(&public_jwk).map_err(|err| corrupt(err.to_string()))?,
-        sealed_private: row.try_get("sealed_private")?,
-        created_at: row.try_get("created_at")?,
-        activated_at: row.try_get("activated_at")?,
-        deactivated_at: row.try_get("deactivated_at")?,
-        retired_at: row.try_get("retired_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        rotate_requested_at: row.try_get("rotate_requested_at")?,
-        kid,
-    })
 }

@@ -1,38 +1,48 @@
-//! The database. Every SQL statement jwtd runs lives in this module, so
-//! another backend (PostgreSQL) can be added without touching handlers.
+//! The database, behind one front door: SQLite, the embedded default
+//! (`sqlite://PATH`), or PostgreSQL for several replicas
+//! (`postgres://…`). Every SQL statement jwtd runs lives in [`sqlite`] or
+//! [`postgres`]; the rest of jwtd sees [`Store`] and the plain records it
+//! reads and writes.
 
 mod keys;
+mod postgres;
+mod sqlite;
 mod throttle;
 mod tokens;
 mod users;
 
 pub use keys::{KeyState, KeyTransaction, StoredKey};
+pub(crate) use postgres::redacted;
 pub use throttle::{FailureCounter, FailureWindow};
 pub use tokens::{
-    BatchWrites, NewToken, RecordedType, RefreshConnection, RotatedToken, TokenRecord,
+    BatchRead, BatchWrites, NewToken, RecordedType, RefreshConnection, RotatedToken, TokenRecord,
 };
 pub use users::{Account, User};
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use sqlx::pool::PoolConnection;
-use sqlx::query::Query;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sqlx::postgres::PgDatabaseError;
+
+/// Runs `$call` on whichever database `$store` is, named `$db` inside.
+macro_rules! dispatch {
+    ($store:expr, $db:ident => $call:expr) => {
+        match $store {
+            $crate::store::Db::Sqlite($db) => $call,
+            $crate::store::Db::Postgres($db) => $call,
+        }
+    };
+}
+pub(crate) use dispatch;
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database file could not be opened or created.
+    /// The database could not be opened, created or reached.
     #[error("cannot open database {path}: {reason}")]
     Open {
-        /// The SQLite file named by `database_url`.
+        /// The SQLite file, or the PostgreSQL server and database (never
+        /// its password).
         path: String,
         /// Why, on one line.
         reason: String,
@@ -76,15 +86,27 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// SQLITE_BUSY and SQLITE_LOCKED (with their extended codes), and a pool
-/// with no connection free in time.
+/// An error worth retrying shortly: SQLite's SQLITE_BUSY and SQLITE_LOCKED
+/// (with their extended codes); PostgreSQL's serialization failures,
+/// deadlocks, lock timeouts, a server starting or shutting down, too many
+/// connections and lost connections (SQLSTATE 40001, 40P01, 55P03, 57P01,
+/// 57P03, 53300, class 08); and a pool with no connection free in time.
 fn is_busy(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(err) => err
-            .code()
-            .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(err) => match err.try_downcast_ref::<PgDatabaseError>() {
+            Some(postgres) => {
+                let code = postgres.code();
+                matches!(
+                    code,
+                    "40001" | "40P01" | "55P03" | "57P01" | "57P03" | "53300"
+                ) || code.starts_with("08")
+            }
+            None => err
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        },
         _ => false,
     }
 }
@@ -95,186 +117,69 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-/// Creates the database file, if absent, readable by its owner only: it
-/// holds password hashes, and SQLite gives its `-wal` and `-shm` files the
-/// database file's mode. An existing file that others may read is named in
-/// a warning. Any other failure is left for SQLite to report.
-fn create_private(path: &Path) {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path);
-    if created.is_err()
-        && let Ok(metadata) = std::fs::metadata(path)
-        && metadata.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(
-            path = %path.display(),
-            mode = format!("{:o}", metadata.permissions().mode() & 0o777),
-            "the database (password hashes) is readable by group or others; chmod 600 it"
-        );
+/// Where the database is, as `database_url` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads `sqlite://PATH` or `postgres://…` (`postgresql://…`).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() || path.contains('?') {
+                return Err(format!(
+                    "`{url}` must be sqlite://PATH (a file path, no options)"
+                ));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        Err(format!(
+            "`{url}` is not supported: use sqlite://PATH or postgres://…"
+        ))
     }
 }
 
 /// A handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// Held by every write, so this process's writers queue here, in
-    /// order, instead of contending for SQLite's lock, whose busy handler
-    /// sleeps in growing steps (tens of milliseconds of tail latency).
-    writer: Arc<Mutex<()>>,
+    db: Db,
 }
 
-/// A write transaction with this process's writer turn held.
-struct WriteTransaction {
-    tx: Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<()>,
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite(sqlite::Db),
+    Postgres(postgres::Db),
 }
 
 impl Store {
-    /// Opens (creating if absent) the SQLite file at `path` in WAL mode and
-    /// applies the embedded migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        create_private(path);
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a committed transaction survives power loss, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            // Reads are short and most requests need none (accounts and
-            // keys are cached; refreshes share one writer, which holds one
-            // more connection outside the pool). Each connection
-            // keeps its own page cache (up to 2 MiB), so more cost memory.
-            .max_connections(4)
-            // Connections stay open: reopening one needs a descriptor, and
-            // a flood of connections may have taken them all.
-            .idle_timeout(None)
-            .max_lifetime(None)
-            // A COMMIT that failed on a full or read-only disk leaves sqlx
-            // believing the connection is still in a transaction. sqlx pings
-            // every connection it takes back, which runs any rollback queued
-            // on it; one still in a transaction after that is dropped here
-            // rather than reused. sqlx's own test before an acquire would
-            // add a ping to every use: a trip to SQLite's thread, which
-            // costs a login two context switches on each core.
-            .test_before_acquire(false)
-            .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
-            .connect_with(options)
-            .await
-            .map_err(|err| StoreError::Open {
-                path: path.display().to_string(),
-                reason: err.to_string(),
-            })?;
-        let store = Self {
-            pool,
-            writer: Arc::new(Mutex::new(())),
+    /// Opens the database `database_url` names (creating a SQLite file if
+    /// absent) and applies the migrations not yet applied.
+    pub async fn open(database_url: &str) -> Result<Self, StoreError> {
+        let location = Location::parse(database_url).map_err(|reason| StoreError::Open {
+            path: postgres::redacted(database_url),
+            reason,
+        })?;
+        let db = match &location {
+            Location::Sqlite(path) => Db::Sqlite(sqlite::Db::open(path).await?),
+            Location::Postgres(url) => Db::Postgres(postgres::Db::open(url).await?),
         };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { db })
     }
 
-    /// Applies any migration not yet applied. Two processes starting at
-    /// once on a new database race here; the loser's migration fails and
-    /// rolls back, and its retry finds the work done.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = sqlx::migrate!("./migrations/sqlite");
-        let mut attempt = 0;
-        loop {
-            match migrator.run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                Err(_) if attempt < 3 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-    }
-
-    /// Takes this process's writer turn, then SQLite's write lock
-    /// (`BEGIN IMMEDIATE`): what the transaction reads stays true until it
-    /// commits, whatever other processes do.
-    async fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        let turn = Arc::clone(&self.writer).lock_owned().await;
-        Ok(WriteTransaction {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            _turn: turn,
-        })
-    }
-
-    /// Runs `statements`, which open with `BEGIN IMMEDIATE` and end with
-    /// `COMMIT`, in one trip to SQLite's thread, holding this process's
-    /// writer turn. sqlx does not know of a transaction begun inside a
-    /// query: one left open by a failed statement, or by a caller that
-    /// stopped waiting (SQLite's thread then stops at the next statement),
-    /// would go back to the pool holding the write lock. So the connection
-    /// goes back only once the query has run to its end; otherwise it is
-    /// closed, and SQLite rolls back what it left.
-    async fn write_in_one_trip(
-        &self,
-        statements: Query<'_, Sqlite, SqliteArguments>,
-    ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let mut connection = ClosedUnlessFinished(Some(self.pool.acquire().await?));
-        statements.execute(connection.get()).await?;
-        connection.finished();
-        Ok(())
-    }
-
-    /// Waits for this process's writer turn, for a single-statement write.
-    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.writer.lock().await
-    }
-
-    /// Fails unless the database can be written (SQLite opens a file it
-    /// cannot write read-only, without complaint).
+    /// Fails unless the database can be written.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
-        let mut write = self.begin_write().await?;
-        sqlx::query("UPDATE key_set_version SET version = version WHERE id = 1")
-            .execute(&mut *write.tx)
-            .await?;
-        write.tx.rollback().await?;
-        Ok(())
+        dispatch!(&self.db, db => db.check_writable().await)
     }
 
     /// Closes every connection, waiting for running queries.
     pub async fn close(&self) {
-        self.pool.close().await;
+        dispatch!(&self.db, db => db.close().await)
     }
-}
-
-/// A pooled connection that is closed when dropped, unless
-/// [`finished`](Self::finished) hands it back to the pool first.
-struct ClosedUnlessFinished(Option<PoolConnection<Sqlite>>);
-
-impl ClosedUnlessFinished {
-    fn get(&mut self) -> &mut SqliteConnection {
-        self.0
-            .as_mut()
-            .expect("only `finished` and drop take the connection")
-    }
-
-    fn finished(mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl Drop for ClosedUnlessFinished {
-    fn drop(&mut self) {
-        if let Some(pooled) = self.0.take() {
-            drop(pooled.detach());
-        }
-    }
-}
-
-/// Reads an optional integer column as a bool (SQLite has no bool type).
-fn flag(value: i64) -> bool {
-    value != 0
 }

@@ -1,14 +1,10 @@
-//! Queries on the `users` table.
+//! Users as stored, and the front door to reading and changing them.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection};
-
-use super::tokens::blacklist_outstanding;
-use super::{Store, StoreError, WriteTransaction, flag};
+use super::{Store, StoreError, dispatch};
 use crate::clock::UnixTime;
 
 /// A user as stored.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct User {
     /// Database id; appears in tokens as a string.
     pub id: i64,
@@ -35,7 +31,7 @@ impl std::fmt::Debug for User {
 }
 
 /// What requests need of the user a token names (no password hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Account {
     /// Database id; appears in tokens as a string.
     pub id: i64,
@@ -54,107 +50,46 @@ impl Store {
         is_active: bool,
         now: UnixTime,
     ) -> Result<User, StoreError> {
-        let _turn = self.write_turn().await;
-        let result = sqlx::query(
-            "INSERT INTO users (username, password_hash, is_active, date_joined) VALUES (?, ?, ?, ?)",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(is_active)
-        .bind(now)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(done) => Ok(User {
-                id: done.last_insert_rowid(),
-                username: username.to_owned(),
-                password_hash: password_hash.to_owned(),
-                is_active,
-                date_joined: now,
-                last_login: None,
-            }),
-            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
-                Err(StoreError::UsernameTaken(username.to_owned()))
-            }
-            Err(err) => Err(err.into()),
-        }
+        dispatch!(&self.db, db => db.add_user(username, password_hash, is_active, now).await)
     }
 
     /// The user with this username, if any.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, username, password_hash, is_active, date_joined, last_login FROM users WHERE username = ?",
-        )
-        .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(user_from_row).transpose()
+        dispatch!(&self.db, db => db.user_by_name(username).await)
     }
 
     /// The account with this id, if any: what authenticating a request
     /// needs.
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query("SELECT id, username, is_active FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(Account {
-                id: row.try_get("id")?,
-                username: row.try_get("username")?,
-                is_active: flag(row.try_get("is_active")?),
-            })
-        })
-        .transpose()
+        dispatch!(&self.db, db => db.account_by_id(id).await)
     }
 
-    /// The users version: it moves whenever a user's name, password or
+    /// The users version: changes whenever a user's name, password or
     /// active flag changes or a user is deleted.
     pub async fn users_version(&self) -> Result<i64, StoreError> {
-        let version = sqlx::query_scalar("SELECT version FROM users_version WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(version)
+        dispatch!(&self.db, db => db.users_version().await)
     }
 
     /// Every user, by id.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, username, password_hash, is_active, date_joined, last_login FROM users ORDER BY id",
-        )
-        .fetch_all(&self.pool).await?;
-        rows.into_iter().map(user_from_row).collect()
+        dispatch!(&self.db, db => db.list_users().await)
     }
 
-    /// Enables or disables a user. Disabling also blacklists every
-    /// outstanding token of the user that has not expired by `now`, in the
-    /// same transaction; returns how many.
+    /// Enables or disables a user. Disabling also ends every session of
+    /// the user (see [`set_password_hash`](Self::set_password_hash)), in
+    /// the same transaction; returns how many tokens were blacklisted.
     pub async fn set_user_active(
         &self,
         username: &str,
         active: bool,
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
-        let user = update_user(
-            &mut tx,
-            "UPDATE users SET is_active = ?1 WHERE username = ?2 RETURNING id",
-            active,
-            username,
-        )
-        .await?;
-        let ended = if active {
-            0
-        } else {
-            blacklist_outstanding(&mut tx, user, now).await?
-        };
-        tx.commit().await?;
-        Ok(ended)
+        dispatch!(&self.db, db => db.set_user_active(username, active, now).await)
     }
 
-    /// Replaces a user's password hash and blacklists every outstanding
-    /// token of the user that has not expired by `now`, in one
-    /// transaction: a new password ends the old sessions. Returns how many
+    /// Sets a user's password hash and ends every session of the user: its
+    /// outstanding tokens not expired by `now` are blacklisted and its
+    /// refresh families revoked, in the same transaction; returns how many
     /// tokens were blacklisted.
     pub async fn set_password_hash(
         &self,
@@ -162,67 +97,18 @@ impl Store {
         hash: &str,
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        let WriteTransaction { mut tx, _turn } = self.begin_write().await?;
-        let user = update_user(
-            &mut tx,
-            "UPDATE users SET password_hash = ?1 WHERE username = ?2 RETURNING id",
-            hash,
-            username,
-        )
-        .await?;
-        let ended = blacklist_outstanding(&mut tx, user, now).await?;
-        tx.commit().await?;
-        Ok(ended)
+        dispatch!(&self.db, db => db.set_password_hash(username, hash, now).await)
     }
 
-    /// Replaces a user's hash of the same password by one of another cost;
-    /// sessions go on. Changes nothing, and returns `false`, if the hash is
-    /// no longer `old` (the password was changed meanwhile).
+    /// Replaces user `user_id`'s hash `old` by `new` (the same password at
+    /// the configured cost), unless the hash changed meanwhile; true when
+    /// replaced. Sessions go on.
     pub async fn upgrade_password_hash(
         &self,
         user_id: i64,
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let done =
-            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
-                .bind(new)
-                .bind(user_id)
-                .bind(old)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        dispatch!(&self.db, db => db.upgrade_password_hash(user_id, old, new).await)
     }
-}
-
-/// Runs `sql`, an `UPDATE users SET … = ?1 WHERE username = ?2 RETURNING
-/// id`, in the caller's write transaction; the changed user's id, or
-/// [`StoreError::NoSuchUser`].
-async fn update_user<'q, T>(
-    tx: &mut SqliteConnection,
-    sql: &'static str,
-    value: T,
-    username: &'q str,
-) -> Result<i64, StoreError>
-where
-    T: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
-{
-    let user: Option<i64> = sqlx::query_scalar(sql)
-        .bind(value)
-        .bind(username)
-        .fetch_optional(tx)
-        .await?;
-    user.ok_or_else(|| StoreError::NoSuchUser(username.to_owned()))
-}
-
-fn user_from_row(row: SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        password_hash: row.try_get("password_hash")?,
-        is_active: flag(row.try_get("is_active")?),
-        date_joined: row.try_get("date_joined")?,
-        last_login: row.try_get("last_login")?,
-    })
 }

@@ -183,7 +183,12 @@ mod tests {
     /// A throttle on a fresh SQLite file (kept as long as the directory).
     async fn limits(per_user: u32, per_address: u32, per_account: u32) -> Throttle {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("jwtd.db")).await.unwrap();
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("jwtd.db").display()
+        ))
+        .await
+        .unwrap();
         let limits = ThrottleLimits {
             per_user,
             per_address,
@@ -339,9 +344,12 @@ mod tests {
     #[tokio::test]
     async fn throttles_on_one_database_share_their_counts() {
         let first = limits(3, 0, 0).await;
-        let store = Store::open(&first._dir.path().join("jwtd.db"))
-            .await
-            .unwrap();
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            first._dir.path().join("jwtd.db").display()
+        ))
+        .await
+        .unwrap();
         let second = LoginThrottle::new(first.inner.limits, store);
         first.record_failure(Some("alice"), HOME, 10).await;
         second

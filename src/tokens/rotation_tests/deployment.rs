@@ -38,9 +38,12 @@ pub(super) struct Issued {
 impl Deployment {
     pub(super) async fn new(config: &Config) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let store = Store::open(&dir.path().join("jwtd.db"))
-            .await
-            .expect("store opens");
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("jwtd.db").display()
+        ))
+        .await
+        .expect("store opens");
         Self {
             store,
             master: MasterKey::from_bytes(&[7; 32]).unwrap(),
