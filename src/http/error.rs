@@ -83,7 +83,7 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Busy(_) => Self::Unavailable(err.to_string()),
+            StoreError::Busy(_) | StoreError::Interrupted(_) => Self::Unavailable(err.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -20,19 +20,61 @@ pub use tokens::{
 pub use users::{Account, User};
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use sqlx::postgres::PgDatabaseError;
 
-/// Runs `$call` on whichever database `$store` is, named `$db` inside.
+/// Runs `$call` on whichever database `$store` is, named `$db` inside,
+/// again when the database interrupted it (see [`pause_before_retry`]).
+/// Every call is one whole transaction, so running it again is safe.
 macro_rules! dispatch {
-    ($store:expr, $db:ident => $call:expr) => {
-        match $store {
-            $crate::store::Db::Sqlite($db) => $call,
-            $crate::store::Db::Postgres($db) => $call,
+    ($store:expr, $db:ident => $call:expr) => {{
+        let mut attempts = 0;
+        loop {
+            let result = match $store {
+                $crate::store::Db::Sqlite($db) => $call,
+                $crate::store::Db::Postgres($db) => $call,
+            };
+            match $crate::store::pause_before_retry(&result, attempts) {
+                Some(pause) => {
+                    attempts += 1;
+                    tokio::time::sleep(pause).await;
+                }
+                None => break result.map_err($crate::store::StoreError::interrupted_is_busy),
+            }
         }
-    };
+    }};
 }
 pub(crate) use dispatch;
+
+/// Pauses before each new attempt of an interrupted transaction: a
+/// deadlock or serialization failure clears at once, a dropped connection
+/// is replaced by the pool within them.
+const RETRY_PAUSES: [Duration; 3] = [
+    Duration::from_millis(5),
+    Duration::from_millis(25),
+    Duration::from_millis(100),
+];
+
+/// How long to wait before running again a transaction that gave `result`
+/// after `attempts` retries: `None` unless it was
+/// [`StoreError::Interrupted`] and retries remain. Still interrupted at
+/// the end, the error is answered as [`StoreError::Busy`] (503).
+pub(crate) fn pause_before_retry<T>(
+    result: &Result<T, StoreError>,
+    attempts: usize,
+) -> Option<Duration> {
+    match result {
+        Err(StoreError::Interrupted(reason)) => {
+            let pause = RETRY_PAUSES.get(attempts).copied();
+            if pause.is_some() {
+                tracing::debug!(%reason, "transaction interrupted; running it again");
+            }
+            pause
+        }
+        _ => None,
+    }
+}
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -72,42 +114,69 @@ pub enum StoreError {
     /// stayed busy, past the wait allowed: worth retrying shortly.
     #[error("database busy: {0}")]
     Busy(String),
+    /// The database aborted the transaction (a serialization failure or a
+    /// deadlock) or the connection was lost: the whole transaction is
+    /// worth running again at once. Rolled back, or (a connection lost
+    /// during COMMIT) committed: every write jwtd makes can be run twice.
+    #[error("transaction interrupted: {0}")]
+    Interrupted(String),
+}
+
+impl StoreError {
+    /// [`Interrupted`](Self::Interrupted) as [`Busy`](Self::Busy), once
+    /// retrying is over.
+    pub fn interrupted_is_busy(self) -> Self {
+        match self {
+            Self::Interrupted(reason) => Self::Busy(reason),
+            other => other,
+        }
+    }
 }
 
 // Not `#[from]`: the message already includes the cause, and a chained
 // source would print it again in one-line CLI errors.
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        if is_busy(&err) {
-            Self::Busy(err.to_string())
-        } else {
-            Self::Query(err)
+        match transience(&err) {
+            Some(Transience::Interrupted) => Self::Interrupted(err.to_string()),
+            Some(Transience::Busy) => Self::Busy(err.to_string()),
+            None => Self::Query(err),
         }
     }
 }
 
-/// An error worth retrying shortly: SQLite's SQLITE_BUSY and SQLITE_LOCKED
-/// (with their extended codes); PostgreSQL's serialization failures,
-/// deadlocks, lock timeouts, a server starting or shutting down, too many
-/// connections and lost connections (SQLSTATE 40001, 40P01, 55P03, 57P01,
-/// 57P03, 53300, class 08); and a pool with no connection free in time.
-fn is_busy(err: &sqlx::Error) -> bool {
+/// How an error that may clear by itself clears.
+enum Transience {
+    /// At once: run the transaction again.
+    Interrupted,
+    /// After a while: answer 503 and let the client retry.
+    Busy,
+}
+
+/// Interrupted: PostgreSQL's serialization failures and deadlocks (SQLSTATE
+/// 40001, 40P01), a connection terminated by the server (57P01, class 08)
+/// or lost on the way. Busy: SQLite's SQLITE_BUSY and SQLITE_LOCKED (with
+/// their extended codes, after the busy timeout), PostgreSQL's lock
+/// timeouts, a server starting up or out of connections (55P03, 57P03,
+/// 53300), and a pool with no connection free in time.
+fn transience(err: &sqlx::Error) -> Option<Transience> {
     match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        sqlx::Error::Io(_) => Some(Transience::Interrupted),
+        sqlx::Error::PoolTimedOut => Some(Transience::Busy),
         sqlx::Error::Database(err) => match err.try_downcast_ref::<PgDatabaseError>() {
-            Some(postgres) => {
-                let code = postgres.code();
-                matches!(
-                    code,
-                    "40001" | "40P01" | "55P03" | "57P01" | "57P03" | "53300"
-                ) || code.starts_with("08")
-            }
+            Some(postgres) => match postgres.code() {
+                "40001" | "40P01" | "57P01" => Some(Transience::Interrupted),
+                code if code.starts_with("08") => Some(Transience::Interrupted),
+                "55P03" | "57P03" | "53300" => Some(Transience::Busy),
+                _ => None,
+            },
             None => err
                 .code()
                 .and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+                .then_some(Transience::Busy),
         },
-        _ => false,
+        _ => None,
     }
 }
 
@@ -180,6 +249,9 @@ impl Store {
 
     /// Closes every connection, waiting for running queries.
     pub async fn close(&self) {
-        dispatch!(&self.db, db => db.close().await)
+        match &self.db {
+            Db::Sqlite(db) => db.close().await,
+            Db::Postgres(db) => db.close().await,
+        }
     }
 }

@@ -32,7 +32,10 @@ use super::sessions::{Refreshed, SessionError, Sessions};
 use super::{Claims, Invalid, TokenError, TokenType};
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
-use crate::store::{BatchWrites, RefreshConnection, RotatedToken, Store, StoreError, TokenRecord};
+use crate::store::{
+    BatchWrites, RefreshConnection, RotatedToken, Store, StoreError, TokenRecord,
+    pause_before_retry,
+};
 
 /// The settings that shape a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +226,7 @@ async fn write_batches(
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs: Vec<&RefreshJob> = batch.iter().map(|(job, _)| job).collect();
         let started = std::time::Instant::now();
-        let committed = commit(&mut connection, &jobs).await;
+        let committed = commit_retrying(&mut connection, &jobs).await;
         tracing::debug!(
             refreshes = jobs.len(),
             micros = started.elapsed().as_micros(),
@@ -244,7 +247,7 @@ async fn write_batches(
                 let mut alone = Vec::with_capacity(jobs.len());
                 for job in &jobs {
                     alone.push(
-                        commit(&mut connection, &[job])
+                        commit_retrying(&mut connection, &[job])
                             .await
                             .map(|mut one| one.remove(0)),
                     );
@@ -254,6 +257,25 @@ async fn write_batches(
         };
         for ((job, reply), outcome) in batch.drain(..).zip(outcomes) {
             let _ = reply.send(answer(&job, outcome));
+        }
+    }
+}
+
+/// [`commit`], run again when the database interrupted it (a deadlock, a
+/// serialization failure, a lost connection).
+async fn commit_retrying(
+    connection: &mut RefreshConnection,
+    jobs: &[&RefreshJob],
+) -> Result<Vec<Decision>, StoreError> {
+    let mut attempts = 0;
+    loop {
+        let result = commit(connection, jobs).await;
+        match pause_before_retry(&result, attempts) {
+            Some(pause) => {
+                attempts += 1;
+                tokio::time::sleep(pause).await;
+            }
+            None => return result.map_err(StoreError::interrupted_is_busy),
         }
     }
 }
@@ -290,6 +312,10 @@ fn plan(
                 .is_some_and(|family| revoked.contains(family));
             record
         });
+        if already_applied(job, record.as_ref()) {
+            decisions.push(Decision::Rotate);
+            continue;
+        }
         let user_active = active_users.contains(&job.user_id);
         let decision = decide(record.as_ref(), user_active, job.now, &job.policy);
         match &decision {
@@ -317,6 +343,17 @@ fn plan(
         decisions.push(decision);
     }
     (decisions, writes)
+}
+
+/// Whether `record` shows `job`'s own rotation: an earlier attempt of this
+/// batch committed, and the answer to its COMMIT was lost with the
+/// connection. The job is done; deciding it again would take its own
+/// rotation for a reuse.
+fn already_applied(job: &RefreshJob, record: Option<&TokenRecord>) -> bool {
+    match (&job.rotated, record) {
+        (Some((new_jti, _)), Some(record)) => record.replaced_by.as_ref() == Some(new_jti),
+        _ => false,
+    }
 }
 
 /// `job`'s token replaced by `rotated`, in `records` and `writes`.
@@ -639,6 +676,23 @@ mod batch_tests {
         // The first answer's token is blacklisted; a now points at a3.
         assert_eq!(writes.blacklisted, strings(&["a", "a2", "a"]));
         assert_eq!(writes.replaced, [("a".into(), "a3".into())]);
+    }
+
+    #[test]
+    fn a_batch_run_again_after_its_commit_went_through_changes_nothing() {
+        // The first attempt committed; its answer was lost with the connection.
+        let committed = TokenRecord {
+            blacklisted: true,
+            rotated_at: Some(100),
+            replaced_by: Some("a2".into()),
+            ..fresh("f")
+        };
+        let (outcomes, writes) = plan_of(&[job("a", "a2", STRICT)], &[("a", committed.clone())]);
+        assert_eq!(outcomes, ["done"]);
+        assert_eq!(writes, BatchWrites::default());
+        // Another token presented after that rotation is still a reuse.
+        let (outcomes, _) = plan_of(&[job("a", "a3", STRICT)], &[("a", committed)]);
+        assert_eq!(outcomes, ["reuse"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use jwtd::config::HashCost;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, expect_json, spawn_app_with};
+use crate::helpers::{TestApp, expect_json, spawn_app_with, spawn_sqlite_app_with};
 use crate::process::{Server, jwtd};
 
 /// A login to `app` from the source address `source` (a 127.x address),
@@ -451,7 +451,7 @@ async fn a_cors_preflight_for_the_jwks_is_answered() {
 
 #[tokio::test]
 async fn a_locked_database_answers_503_with_retry_after() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_sqlite_app_with(|_| {}).await;
     app.add_user("alice", "pw").await;
     // Another program holds SQLite's write lock longer than jwtd waits.
     let mut holder = std::process::Command::new("python3")

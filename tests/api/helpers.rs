@@ -49,10 +49,21 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     start(config, dir, Arc::new(ManualClock::starting_now())).await
 }
 
-/// The default configuration, pointed at files inside `dir`.
+/// A server on a SQLite file whatever the run selects (for the tests of
+/// SQLite's own behaviour), whose configuration `configure` adjusts.
+pub async fn spawn_sqlite_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
+    let mut config = test_config(dir.path());
+    config.database_url = format!("sqlite://{}", dir.path().join("jwtd.db").display());
+    configure(&mut config);
+    start(config, dir, Arc::new(ManualClock::starting_now())).await
+}
+
+/// The default configuration, pointed at files inside `dir` (and at a
+/// fresh PostgreSQL database when the run selects PostgreSQL).
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
-        database_url: format!("sqlite://{}", dir.join("jwtd.db").display()),
+        database_url: crate::postgres::database_url_for(dir),
         bind: "127.0.0.1:0".parse().unwrap(),
         master_key: MasterKeySource::File(dir.join("master.key")),
         ..Config::default()

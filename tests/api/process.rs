@@ -493,7 +493,8 @@ fn strip_ansi(line: &str) -> String {
 
 /// A temporary jwtd home: a directory holding the database and master key
 /// (`jwtd.db` and `master.key`, passed as absolute paths through `JWTD_*`
-/// variables) and the variables every command and server run with there.
+/// variables; the database is a fresh PostgreSQL one when the run selects
+/// PostgreSQL) and the variables every command and server run with there.
 pub(crate) struct Home {
     dir: TempDir,
     envs: Vec<(String, String)>,
@@ -503,12 +504,30 @@ impl Home {
     /// A fresh home with `settings` (configuration keys, as in
     /// `jwtd.toml`: `("algorithm", "ES256")`).
     pub(crate) fn new(settings: &[(&str, &str)]) -> Home {
+        Home::with_database(settings, crate::postgres::database_url_for)
+    }
+
+    /// A fresh home on a SQLite file whatever the run selects, for the
+    /// tests of SQLite's own faults.
+    pub(crate) fn sqlite(settings: &[(&str, &str)]) -> Home {
+        Home::with_database(settings, |dir| {
+            format!("sqlite://{}", dir.join("jwtd.db").display())
+        })
+    }
+
+    /// A fresh home on the database at `database_url`, whatever the run
+    /// selects.
+    pub(crate) fn on(database_url: &str, settings: &[(&str, &str)]) -> Home {
+        Home::with_database(settings, |_| database_url.to_owned())
+    }
+
+    fn with_database(settings: &[(&str, &str)], database_url: impl Fn(&Path) -> String) -> Home {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut home = Home {
             dir,
             envs: Vec::new(),
         };
-        let database = format!("sqlite://{}", home.database().display());
+        let database = database_url(home.path());
         let master_key = home.master_key().display().to_string();
         home.set("database_url", &database);
         home.set("master_key_file", &master_key);
@@ -534,7 +553,16 @@ impl Home {
         self.dir.path()
     }
 
-    /// The database file.
+    /// The database's URL (`sqlite://…/jwtd.db` or `postgres://…`).
+    pub(crate) fn database_url(&self) -> &str {
+        self.envs
+            .iter()
+            .find(|(name, _)| name == "JWTD_DATABASE_URL")
+            .map(|(_, url)| url.as_str())
+            .expect("every home has a database")
+    }
+
+    /// The database file (SQLite).
     pub(crate) fn database(&self) -> PathBuf {
         self.path().join("jwtd.db")
     }

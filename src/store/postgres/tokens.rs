@@ -95,12 +95,17 @@ impl Db {
         if touch_last_login {
             touch(&mut tx, token.user_id, now).await?;
         }
-        sqlx::query("INSERT INTO token_families (id, user_id, created_at) VALUES ($1, $2, $3)")
-            .bind(token.family_id)
-            .bind(token.user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        // ON CONFLICT: ids are random, so a conflict is this very login
+        // retried after its commit's answer was lost.
+        sqlx::query(
+            "INSERT INTO token_families (id, user_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(token.family_id)
+        .bind(token.user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         insert_token(&mut tx, token, now).await?;
         tx.commit().await?;
         Ok(())
@@ -178,8 +183,8 @@ impl Db {
 /// whatever its size.
 pub struct RefreshConnection {
     db: Db,
-    /// Taken from the pool when first needed; dropped after any failure
-    /// (closing it rolls back whatever it left open).
+    /// Taken from the pool for a batch and given back at its commit;
+    /// closed after any failure (which rolls back whatever it left open).
     connection: Option<PoolConnection<Postgres>>,
 }
 
@@ -268,6 +273,9 @@ impl RefreshBatch<'_> {
         }
         sqlx::query("COMMIT").execute(&mut *connection).await?;
         self.committed = true;
+        // Back to the pool between batches, so closing the pool never
+        // waits for an idle writer.
+        drop(self.connection.take());
         Ok(())
     }
 }
@@ -324,6 +332,8 @@ async fn touch(tx: &mut PgConnection, user_id: i64, now: UnixTime) -> Result<(),
     Ok(())
 }
 
+/// Records `token`; a token already recorded (this very transaction
+/// retried after its commit's answer was lost) is left as it is.
 async fn insert_token(
     tx: &mut PgConnection,
     token: &NewToken<'_>,
@@ -331,7 +341,7 @@ async fn insert_token(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO outstanding_tokens (jti, user_id, token_type, family_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (jti) DO NOTHING",
     )
     .bind(token.jti)
     .bind(token.user_id)

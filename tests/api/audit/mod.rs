@@ -119,7 +119,7 @@ async fn audit_scenario(level: &str) {
         ("login_failures_per_user", "2"),
     ]);
     home.set_env("RUST_LOG", level);
-    let database = home.database();
+    let database = home.database_url().to_owned();
     let mut s = Scenario {
         home,
         client: reqwest::Client::builder()
@@ -253,7 +253,7 @@ async fn audit_scenario(level: &str) {
     let sealed = snapshots.finish().await;
 
     // Everything captured, and the final key set.
-    let pool = db::open(&database).await;
+    let pool = db::Database::connect(&database).await;
     let keys = db::keys(&pool).await;
     pool.close().await;
     let mut captured: Vec<(String, String)> = server_lines

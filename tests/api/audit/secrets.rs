@@ -2,7 +2,6 @@
 //! every private key it must look for.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,12 +133,12 @@ pub(super) struct KeySnapshots {
 }
 
 impl KeySnapshots {
-    pub(super) fn start(database: &Path) -> Self {
+    pub(super) fn start(database_url: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(HashMap::new()));
-        let (task_stop, task_seen, path) = (stop.clone(), seen.clone(), database.to_owned());
+        let (task_stop, task_seen, path) = (stop.clone(), seen.clone(), database_url.to_owned());
         let task = tokio::spawn(async move {
-            let pool = db::open(&path).await;
+            let pool = db::Database::connect(&path).await;
             loop {
                 // One last look after the stop: the server has exited by then.
                 let stopping = task_stop.load(Ordering::SeqCst);

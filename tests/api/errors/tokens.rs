@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{bad_credentials, expect_401, token_not_valid};
 use crate::crypto::{ActiveKey, random_jti};
+use crate::db::Database;
 use crate::helpers::{
     TestApp, access_token_not_valid, expect_json, poll_until, spawn_app, spawn_app_with,
 };
@@ -139,14 +140,13 @@ async fn refresh_for_a_user_made_inactive_after_login_is_refused() {
 
     // Made inactive behind jwtd's back: the token is not blacklisted, the
     // account check refuses it.
-    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE users SET is_active = 0 WHERE username = 'alice'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let db = Database::connect(&app.config.database_url).await;
+    db.execute(
+        "UPDATE users SET is_active = FALSE WHERE username = 'alice'",
+        None,
+    )
+    .await;
+    db.close().await;
     let response = app.refresh(&pair.refresh).await;
     expect_401(
         response,
@@ -172,15 +172,10 @@ async fn refresh_for_a_user_that_was_deleted_is_refused() {
     let app = spawn_app().await;
     let id = app.add_user("alice", "pw").await;
     let pair = app.login_ok("alice", "pw").await;
-    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM users WHERE id = ?")
-        .bind(id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let db = Database::connect(&app.config.database_url).await;
+    db.execute("DELETE FROM users WHERE id = $1", Some(id))
+        .await;
+    db.close().await;
     let response = app.refresh(&pair.refresh).await;
     expect_401(
         response,
@@ -353,14 +348,10 @@ async fn me_for_a_disabled_or_unknown_user_is_refused() {
     .await;
 
     // Deleted (there is no command for it; straight SQL): not found either.
-    let pool = sqlx::SqlitePool::connect(&app.config.database_url)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM users WHERE username = 'alice'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let db = Database::connect(&app.config.database_url).await;
+    db.execute("DELETE FROM users WHERE username = 'alice'", None)
+        .await;
+    db.close().await;
     let response = me_until(&app, &pair.access, StatusCode::UNAUTHORIZED).await;
     expect_401(
         response,

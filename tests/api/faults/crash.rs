@@ -55,7 +55,7 @@ async fn assert_consistent_keys(
 ) -> Vec<(String, String)> {
     let pool = db::open(database).await;
     let integrity = db::integrity_check(&pool).await;
-    let keys = db::keys(&pool).await;
+    let keys = db::keys(&db::Database::Sqlite(pool.clone())).await;
     pool.close().await;
     assert_eq!(integrity, "ok", "{what}: integrity_check");
     let count = |state: &str| keys.iter().filter(|k| k.state == state).count();

@@ -127,7 +127,7 @@ async fn a_read_only_filesystem_fails_cleanly_and_the_server_recovers() {
         skip(TEST, "strace is not installed (apt-get install strace)");
         return;
     }
-    let home = Home::new(&[("algorithm", "ES256")]);
+    let home = Home::sqlite(&[("algorithm", "ES256")]);
     let database = home.database();
     home.run(&["migrate"], None).ok();
     home.add_user("erin", PASSWORD);
@@ -188,7 +188,7 @@ async fn a_read_only_filesystem_fails_cleanly_and_the_server_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_cleanly_and_the_server_recovers() {
     const TEST: &str = "faults::storage::a_full_disk_fails_cleanly_and_the_server_recovers";
-    let mut home = Home::new(&[("algorithm", "ES256")]);
+    let mut home = Home::sqlite(&[("algorithm", "ES256")]);
     let mount = match Tmpfs::mount(&home.path().join("disk"), "2m") {
         Ok(mount) => mount,
         Err(why) => {

@@ -15,10 +15,13 @@ use super::{LIVE_SETTINGS, wall};
 use crate::helpers::test_config;
 use crate::process::Home;
 
-/// The live schedule, with the database and master key in `dir` where a
-/// [`Home`] keeps them.
-fn live_config(dir: &Path) -> Config {
+/// The live schedule, with the master key in `dir` where a [`Home`] keeps
+/// it, and the database at `database_url` (a fresh one when `None`).
+fn live_config(dir: &Path, database_url: Option<&str>) -> Config {
     let mut config = test_config(dir);
+    if let Some(url) = database_url {
+        config.database_url = url.to_owned();
+    }
     for (key, value) in LIVE_SETTINGS {
         config.set(key, value, "test").expect("valid setting");
     }
@@ -29,7 +32,7 @@ fn live_config(dir: &Path) -> Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_on_the_wall_clock_and_tokens_verify_until_exp() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let config = live_config(dir.path());
+    let config = live_config(dir.path(), None);
     let issuer = Issuer::open(config.clone(), Arc::new(SystemClock))
         .await
         .expect("issuer starts");
@@ -68,7 +71,7 @@ async fn two_serve_processes_on_one_database_rotate_as_one() {
     let (a, b) = (a.ready(), b.ready());
     home.add_user("alice", "pw");
 
-    let deployment = Deployment::open(&live_config(home.path()))
+    let deployment = Deployment::open(&live_config(home.path(), Some(home.database_url())))
         .await
         .expect("the deployment opens");
     let bases = [a.url(""), b.url("")];

@@ -77,16 +77,9 @@ async fn refresh_chain(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let d = dir.path();
-    let mut server = Server::start(d, &[]);
-    jwtd_with(
-        d,
-        &["users", "add", "alice", "--password-stdin"],
-        &[],
-        Some("pw\n"),
-    )
-    .ok();
+    let home = Home::new(&[]);
+    let mut server = home.serve();
+    home.add_user("alice", "pw");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -132,8 +125,7 @@ async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
         });
     // Then kill at once, preferably while the database holds a rotation
     // whose answer has not arrived yet (a commit racing its response).
-    let url = format!("sqlite://{}", d.join("jwtd.db").display());
-    let watcher = SqlitePool::connect(&url).await.expect("the database opens");
+    let watcher = Database::connect(home.database_url()).await;
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
         let committed = count(
@@ -162,21 +154,23 @@ async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
     assert!(!unanswered.is_empty(), "the kill interrupted the burst");
 
     // The database after the crash.
-    let pool = SqlitePool::connect(&url).await.expect("the database opens");
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let dangling = sqlx::query("PRAGMA foreign_key_check")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert!(
-        dangling.is_empty(),
-        "{} foreign key violations",
-        dangling.len()
-    );
+    let pool = Database::connect(home.database_url()).await;
+    if let Database::Sqlite(sqlite) = &pool {
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(sqlite)
+            .await
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        let dangling = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(sqlite)
+            .await
+            .unwrap();
+        assert!(
+            dangling.is_empty(),
+            "{} foreign key violations",
+            dangling.len()
+        );
+    }
     assert_eq!(
         count(
             &pool,
@@ -271,7 +265,7 @@ async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
     );
 
     // A new server on the same database carries on.
-    let server = Server::start(d, &[]);
+    let server = home.serve();
     for token in &untouched {
         let response = client
             .post(server.url("/api/token/refresh/"))
@@ -302,7 +296,7 @@ async fn kill_9_in_a_burst_of_refreshes_leaves_the_database_consistent() {
 async fn a_long_run_of_refreshes_keeps_the_wal_file_small() {
     const REFRESHES: usize = 1_500;
     const LIMIT: u64 = 8 << 20;
-    let app = spawn_app_with(|c| c.algorithm = jwtd::verifier::Algorithm::Es256).await;
+    let app = spawn_sqlite_app_with(|c| c.algorithm = jwtd::verifier::Algorithm::Es256).await;
     app.add_user("alice", PASSWORD).await;
     let mut refresh = login(&app, "alice").await.refresh;
     let wal = app.database_path().with_extension("db-wal");

@@ -16,15 +16,16 @@ use jwtd::clock::Clock;
 use jwtd::testing::Deployment;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::Row;
 use tokio::sync::{Barrier, Notify};
 use tokio::task::JoinSet;
 
+use crate::db::{Database, on_pool};
 use crate::helpers::{
     Pair, TestApp, access_token_not_valid, claims_of, expect_json, poll_until, spawn_app,
-    spawn_app_with,
+    spawn_app_with, spawn_sqlite_app_with,
 };
-use crate::process::{Home, Server, jwtd_with};
+use crate::process::{Home, Server};
 
 pub(crate) const PASSWORD: &str = "correct horse";
 pub(crate) const BLACKLISTED: &str = "Token is blacklisted";
@@ -188,11 +189,9 @@ pub(crate) fn numbers_in(text: &str) -> Vec<u64> {
 
 // --- database helpers -----------------------------------------------------------
 
-/// A pool on the app's SQLite file.
-pub(crate) async fn open_db(app: &TestApp) -> SqlitePool {
-    SqlitePool::connect(&app.config.database_url)
-        .await
-        .expect("the database opens")
+/// A pool on the app's database.
+pub(crate) async fn open_db(app: &TestApp) -> Database {
+    Database::connect(&app.config.database_url).await
 }
 
 /// An `outstanding_tokens` row, with whether it is blacklisted.
@@ -207,82 +206,59 @@ pub(crate) struct Outstanding {
     pub(crate) blacklisted: bool,
 }
 
-pub(crate) async fn outstanding(pool: &SqlitePool, jti: &str) -> Option<Outstanding> {
-    let row = sqlx::query(
-        "SELECT o.user_id, o.token_type, o.family_id, o.expires_at, o.rotated_at, o.replaced_by, \
+pub(crate) async fn outstanding(db: &Database, jti: &str) -> Option<Outstanding> {
+    const SQL: &str = "SELECT o.user_id, o.token_type, o.family_id, o.expires_at, \
+         o.rotated_at, o.replaced_by, \
          EXISTS (SELECT 1 FROM blacklisted_tokens b WHERE b.jti = o.jti) AS blacklisted \
-         FROM outstanding_tokens o WHERE o.jti = ?",
-    )
-    .bind(jti)
-    .fetch_optional(pool)
-    .await
-    .expect("outstanding_tokens query")?;
-    Some(Outstanding {
-        user_id: row.get("user_id"),
-        token_type: row.get("token_type"),
-        family_id: row.get("family_id"),
-        expires_at: row.get("expires_at"),
-        rotated_at: row.get("rotated_at"),
-        replaced_by: row.get("replaced_by"),
-        blacklisted: row.get("blacklisted"),
+         FROM outstanding_tokens o WHERE o.jti = $1";
+    on_pool!(db, pool => {
+        let row = sqlx::query(SQL)
+            .bind(jti)
+            .fetch_optional(pool)
+            .await
+            .expect("outstanding_tokens query")?;
+        Some(Outstanding {
+            user_id: row.get("user_id"),
+            token_type: row.get("token_type"),
+            family_id: row.get("family_id"),
+            expires_at: row.get("expires_at"),
+            rotated_at: row.get("rotated_at"),
+            replaced_by: row.get("replaced_by"),
+            blacklisted: row.get("blacklisted"),
+        })
     })
 }
 
 /// The recorded row of `token`; panics if there is none.
-pub(crate) async fn recorded(pool: &SqlitePool, token: &str) -> Outstanding {
+pub(crate) async fn recorded(db: &Database, token: &str) -> Outstanding {
     let id = jti(token);
-    outstanding(pool, &id)
+    outstanding(db, &id)
         .await
         .unwrap_or_else(|| panic!("token {id} is not recorded"))
 }
 
-pub(crate) async fn count(pool: &SqlitePool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+pub(crate) async fn count(db: &Database, sql: &'static str) -> i64 {
+    db.count(sql).await
 }
 
-/// Every `table.column` holding a text or blob value that contains
+/// Every `table.column` holding a text or byte value that contains
 /// `needle`, over every table of the database; also returns how many text
-/// and blob values were looked at.
-pub(crate) async fn columns_containing(pool: &SqlitePool, needle: &str) -> (Vec<String>, i64) {
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .fetch_all(pool)
-            .await
-            .expect("sqlite_master");
+/// and byte values were looked at.
+pub(crate) async fn columns_containing(db: &Database, needle: &str) -> (Vec<String>, i64) {
     let mut found = Vec::new();
     let mut scanned = 0;
-    for table in tables {
-        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
-            .bind(&table)
-            .fetch_all(pool)
-            .await
-            .expect("pragma_table_info");
-        assert!(!columns.is_empty(), "{table} has columns");
-        for column in columns {
-            let textual = format!("typeof(\"{column}\") IN ('text', 'blob')");
-            let (values, hits): (i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT count(*), \
-                 coalesce(sum(instr(CAST(\"{column}\" AS TEXT), ?1) > 0), 0) \
-                 FROM \"{table}\" WHERE {textual}"
-            )))
-            .bind(needle)
-            .fetch_one(pool)
-            .await
-            .expect("column scan");
-            scanned += values;
-            if hits > 0 {
-                found.push(format!("{table}.{column}"));
-            }
+    for (table, column, bytes) in db.text_columns().await {
+        let (values, hits) = db.scan_column(&table, &column, bytes, needle).await;
+        scanned += values;
+        if hits > 0 {
+            found.push(format!("{table}.{column}"));
         }
     }
     (found, scanned)
 }
 
 /// Waits (bounded) until the token with this jti is no longer recorded.
-pub(crate) async fn wait_until_flushed(pool: &SqlitePool, jti: &str) {
+pub(crate) async fn wait_until_flushed(pool: &Database, jti: &str) {
     let what = format!("token {jti} flushed");
     poll_until(POLL_DEADLINE, &what, async || {
         outstanding(pool, jti).await.is_none().then_some(())
