@@ -263,21 +263,28 @@ impl Server {
     /// Starts `jwtd serve` with its open-file limit set to `nofile`
     /// (`SOFT:HARD`, as util-linux's `prlimit` takes it), and waits for it.
     pub(crate) fn start_limited(dir: &Path, nofile: &str, envs: &[(&str, &str)]) -> Server {
+        let nofile = format!("--nofile={nofile}");
+        Self::spawn_under(dir, &["prlimit", &nofile, "--"], envs).ready()
+    }
+
+    /// Starts `jwtd serve` under `wrapper`, a program (with its arguments)
+    /// that runs the command given after them (`prlimit --nofile=… --`,
+    /// `faketime -f +3s`), without waiting for it.
+    pub(crate) fn spawn_under(dir: &Path, wrapper: &[&str], envs: &[(&str, &str)]) -> Server {
         let command = jwtd_command(dir, ["serve"]);
-        let mut limited = Command::new("prlimit");
-        limited
-            .arg(format!("--nofile={nofile}"))
-            .arg("--")
+        let mut wrapped = Command::new(wrapper[0]);
+        wrapped
+            .args(&wrapper[1..])
             .arg(command.get_program())
             .args(command.get_args())
             .current_dir(dir);
         for (name, value) in command.get_envs() {
             match value {
-                Some(value) => limited.env(name, value),
-                None => limited.env_remove(name),
+                Some(value) => wrapped.env(name, value),
+                None => wrapped.env_remove(name),
             };
         }
-        Self::spawn_command(limited, envs).ready()
+        Self::spawn_command(wrapped, envs)
     }
 
     /// Waits (bounded) until the server listens; panics with its log if
@@ -491,6 +498,9 @@ fn strip_ansi(line: &str) -> String {
 
 // --- a temporary deployment -------------------------------------------------------
 
+/// How many `jwtd serve` processes the replica tests run on one database.
+pub(crate) const REPLICAS: usize = 3;
+
 /// A temporary jwtd home: a directory holding the database and master key
 /// (`jwtd.db` and `master.key`, passed as absolute paths through `JWTD_*`
 /// variables; the database is a fresh PostgreSQL one when the run selects
@@ -608,6 +618,13 @@ impl Home {
     /// Starts `jwtd serve` here without waiting for it.
     pub(crate) fn spawn_server(&self) -> Server {
         Server::spawn(self.path(), &self.envs())
+    }
+
+    /// Starts [`REPLICAS`] `jwtd serve` processes here at once and waits
+    /// (bounded) until each listens.
+    pub(crate) fn serve_replicas(&self) -> Vec<Server> {
+        let spawned: Vec<Server> = (0..REPLICAS).map(|_| self.spawn_server()).collect();
+        spawned.into_iter().map(Server::ready).collect()
     }
 
     /// Starts `jwtd serve` here and waits (bounded) until it listens.

@@ -1,5 +1,5 @@
-//! `jwtd keys revoke` and `jwtd keys rotate`, against a running server
-//! and without one.
+//! `jwtd keys revoke` and `jwtd keys rotate`, against running replicas
+//! and without a server.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,10 +13,11 @@ use crate::helpers::{kid_of, poll_until};
 use crate::process::{Home, only_in};
 
 #[tokio::test]
-async fn revoking_the_active_key_takes_effect_in_a_running_server_within_a_second() {
+async fn revoking_the_active_key_takes_effect_in_every_replica_within_a_second() {
     let home = Home::new(&[]);
-    let server = home.serve();
-    let base = server.url("");
+    let servers = home.serve_replicas();
+    let bases: Vec<String> = servers.iter().map(|server| server.url("")).collect();
+    let base = bases[0].clone();
     home.add_user("alice", "pw");
     let client = client();
     let (access, refresh) = login(&client, &base, "alice", "pw").await;
@@ -29,11 +30,16 @@ async fn revoking_the_active_key_takes_effect_in_a_running_server_within_a_secon
     let run = home.run(&["keys", "revoke", &revoked], None).ok();
     assert!(run.stdout.contains(&revoked), "{}", run.stdout);
     let (_, took) = poll_until(Duration::from_millis(1500), "revocation seen", async || {
-        let (kids, _) = jwks_at(&client, &base).await;
-        let seen = !kids.contains(&revoked)
-            && verify_at(&client, &base, &access).await.0 == StatusCode::UNAUTHORIZED
-            && verify_at(&client, &base, &refresh).await.0 == StatusCode::UNAUTHORIZED;
-        seen.then_some(())
+        for base in &bases {
+            let (kids, _) = jwks_at(&client, base).await;
+            let seen = !kids.contains(&revoked)
+                && verify_at(&client, base, &access).await.0 == StatusCode::UNAUTHORIZED
+                && verify_at(&client, base, &refresh).await.0 == StatusCode::UNAUTHORIZED;
+            if !seen {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     assert!(
@@ -119,7 +125,7 @@ async fn revoking_the_active_key_takes_effect_in_a_running_server_within_a_secon
     assert_eq!(kids, BTreeSet::from([old_next, new_next, newest]));
     // Tokens of the key that stopped signing still verify.
     assert_eq!(verify_at(&client, &base, &fresh).await.0, StatusCode::OK);
-    drop(server);
+    drop(servers);
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! The schedule on the wall clock: one in-process issuer, and two
-//! `jwtd serve` processes sharing one database file.
+//! The schedule on the wall clock: one in-process issuer, and three
+//! `jwtd serve` replicas sharing one database.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jwtd::clock::SystemClock;
 use jwtd::config::{Config, MasterKeySource};
@@ -51,7 +52,13 @@ async fn keys_rotate_on_the_wall_clock_and_tokens_verify_until_exp() {
         .await
         .expect("user added");
 
-    let seen = watch(&deployment, std::slice::from_ref(&base), "alice", "pw").await;
+    let seen = watch(
+        &deployment,
+        std::slice::from_ref(&base),
+        ("alice", "pw"),
+        Duration::from_secs(15),
+    )
+    .await;
 
     let _ = stop.send(());
     server.await.expect("server stops cleanly");
@@ -59,55 +66,58 @@ async fn keys_rotate_on_the_wall_clock_and_tokens_verify_until_exp() {
     assert_healthy_run(&seen, 1, &[]);
 }
 
+/// Three replicas on one database for thirty seconds of rotation every
+/// four seconds, logins spread over them in turn: one signer at a time,
+/// each step taken once, every token verifiable at every replica until it
+/// expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_serve_processes_on_one_database_rotate_as_one() {
+async fn three_replicas_on_one_database_rotate_as_one() {
     let home = Home::new(&LIVE_SETTINGS);
     home.run(&["migrate"], None).ok();
-    // The master key exists before the servers start; then both start at
-    // once on an empty key table.
+    // The master key exists before the servers start; then they all start
+    // at once on an empty key table.
     MasterKey::load(&MasterKeySource::File(home.master_key())).expect("master key created");
-    let a = home.spawn_server();
-    let b = home.spawn_server();
-    let (a, b) = (a.ready(), b.ready());
+    let servers = home.serve_replicas();
     home.add_user("alice", "pw");
 
     let deployment = Deployment::open(&live_config(home.path(), Some(home.database_url())))
         .await
         .expect("the deployment opens");
-    let bases = [a.url(""), b.url("")];
-    let seen = watch(&deployment, &bases, "alice", "pw").await;
+    let bases: Vec<String> = servers.iter().map(|server| server.url("")).collect();
+    let seen = watch(
+        &deployment,
+        &bases,
+        ("alice", "pw"),
+        Duration::from_secs(30),
+    )
+    .await;
     deployment.close().await;
 
-    // Tokens from each process were checked at the other one.
-    for by in 0..2 {
+    // Tokens from each replica were checked at the others.
+    for by in 0..servers.len() {
         assert!(
-            seen.tokens.iter().filter(|t| t.by == by).count() >= 4,
+            seen.tokens.iter().filter(|t| t.by == by).count() >= 8,
             "server {by} issued too few tokens"
         );
     }
-    let key_events: Vec<String> = [&a, &b]
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
-            s.log()
-                .into_iter()
-                .filter(|l| l.contains("key_") || l.contains("signing keys"))
-                .map(move |l| format!("server {i}: {l}"))
-        })
-        .collect();
-    let errors: Vec<String> = [&a, &b]
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
-            s.log()
-                .into_iter()
-                .filter(|l| l.contains("ERROR"))
-                .map(move |l| format!("server {i}: {l}"))
-        })
-        .collect();
-    drop(a);
-    drop(b);
-    assert_healthy_run(&seen, 2, &key_events);
+    let lines_with = |needles: &[&str]| -> Vec<String> {
+        servers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, server)| {
+                server
+                    .log()
+                    .into_iter()
+                    .filter(|line| needles.iter().any(|needle| line.contains(needle)))
+                    .map(move |line| format!("server {i}: {line}"))
+            })
+            .collect()
+    };
+    let key_events = lines_with(&["key_", "signing keys"]);
+    let errors = lines_with(&["ERROR"]);
+    let count = servers.len();
+    drop(servers);
+    assert_healthy_run(&seen, count, &key_events);
     assert!(
         errors.is_empty(),
         "the servers logged errors:\n{}",

@@ -12,8 +12,6 @@ use tokio::task::JoinSet;
 use super::{SLACK, WITHIN, client, jwks_at, login, verify_at, wall};
 use crate::helpers::{claims_of, kid_of};
 
-/// How long the live runs watch.
-const RUN_FOR: Duration = Duration::from_secs(15);
 /// How often they look.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// How often they log in (spread over the servers).
@@ -107,7 +105,7 @@ pub(super) struct Observed {
     pub(super) verified: usize,
 }
 
-/// Watches the deployment for `RUN_FOR`: every `POLL_EVERY`, reads the
+/// Watches the deployment for `run_for`: every `POLL_EVERY`, reads the
 /// keys from the database and the JWKS of every server; every
 /// `LOGIN_EVERY`, logs in at the next server in turn; every live token is
 /// verified at every server until its `exp`, and once after it. The keys
@@ -117,8 +115,8 @@ pub(super) struct Observed {
 pub(super) async fn watch(
     deployment: &Deployment,
     bases: &[String],
-    user: &str,
-    pw: &str,
+    (user, pw): (&str, &str),
+    run_for: Duration,
 ) -> Observed {
     let client = client();
     let mut seen = Observed {
@@ -131,7 +129,7 @@ pub(super) async fn watch(
     let started = Instant::now();
     let mut next_login = started;
     let mut turn = 0;
-    while started.elapsed() < RUN_FOR {
+    while started.elapsed() < run_for {
         let tick = Instant::now();
         take_sample(deployment, &client, bases, &mut seen).await;
 

@@ -352,16 +352,18 @@ async fn update_last_login_records_the_login_time_only_when_on() {
     }
 }
 
-/// Two `jwtd serve` processes on one database: a user disabled from the
-/// CLI is refused by both within a second, access tokens included (each
-/// process caches accounts and learns of the change by polling), and
-/// logout-all from the CLI ends the refresh tokens issued by both.
+/// Three `jwtd serve` processes on one database: a user disabled from the
+/// CLI is refused by every one within a second, access tokens included
+/// (each process caches accounts and learns of the change), logout-all
+/// from the CLI ends the refresh tokens issued by all, and logout-all at
+/// one replica ends the sessions the others issued.
 #[tokio::test]
 async fn changes_from_the_cli_reach_every_process_within_a_second() {
     let home = Home::new(&[]);
     home.add_user("alice", PASSWORD);
     home.add_user("bob", PASSWORD);
-    let servers = [home.serve(), home.serve()];
+    home.add_user("carol", PASSWORD);
+    let servers = home.serve_replicas();
     let client = reqwest::Client::new();
     let login_at = async |server: &Server, name: &str| -> Pair {
         let response = client
@@ -422,7 +424,31 @@ async fn changes_from_the_cli_reach_every_process_within_a_second() {
             assert_eq!(
                 status_of(refresh).await,
                 StatusCode::UNAUTHORIZED,
-                "bob's sessions from both processes ended, seen by both"
+                "bob's sessions from every process ended, seen by all"
+            );
+        }
+    }
+
+    let carol: Vec<Pair> = {
+        let mut pairs = Vec::new();
+        for server in &servers {
+            pairs.push(login_at(server, "carol").await);
+        }
+        pairs
+    };
+    let logout = client
+        .post(servers[0].url("/api/token/logout-all/"))
+        .bearer_auth(&carol[0].access);
+    assert_eq!(status_of(logout).await, StatusCode::OK);
+    for server in &servers {
+        for pair in &carol {
+            let refresh = client
+                .post(server.url("/api/token/refresh/"))
+                .json(&json!({"refresh": pair.refresh}));
+            assert_eq!(
+                status_of(refresh).await,
+                StatusCode::UNAUTHORIZED,
+                "logout-all at one replica ends the sessions every replica issued"
             );
         }
     }
