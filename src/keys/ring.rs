@@ -126,6 +126,11 @@ pub struct KeySet {
     pub version: i64,
     /// The key that signs; `None` only before the first key exists.
     pub signer: Option<Arc<SigningKey>>,
+    /// The key `signer` replaced, while the recorded handover lies ahead
+    /// on this process's clock (a replica whose clock runs ahead took the
+    /// step early): it signs until then, so every replica switches at the
+    /// stored instant by its own clock.
+    outgoing: Option<(Arc<SigningKey>, UnixTime)>,
     /// The key that takes over at `handover_at`, parsed ahead so that every
     /// process switches at the scheduled instant, not when it next polls.
     next_signer: Option<Arc<SigningKey>>,
@@ -158,6 +163,18 @@ impl KeySet {
         let next_signer = next
             .map(|key| reuse_or_open(key, previous, master))
             .transpose()?;
+        let outgoing = match active.and_then(|key| key.activated_at) {
+            Some(from) => published
+                .iter()
+                .find(|key| {
+                    key.state == KeyState::Retiring
+                        && key.deactivated_at == Some(from)
+                        && key.sealed_private.is_some()
+                })
+                .map(|key| Ok::<_, KeyError>((reuse_or_open(key, previous, master)?, from)))
+                .transpose()?,
+            None => None,
+        };
         let handover_at = match (active, next) {
             // A next key of another algorithm is discarded, never activated.
             (Some(active), Some(next)) if next.alg == policy.algorithm => {
@@ -172,6 +189,7 @@ impl KeySet {
         Ok(Self {
             version,
             signer,
+            outgoing,
             next_signer,
             handover_at,
             verifiers,
@@ -186,12 +204,18 @@ impl KeySet {
         jwks_document(&published_in_order(keys))
     }
 
-    /// The key that signs at `now`: the active key, or the next key once
-    /// its scheduled handover has come, even before this process has seen
-    /// the database record it. A key is thus never used past the moment the
-    /// schedule retires it from signing, which is what its retirement date
-    /// is computed from.
+    /// The key that signs at `now`: the active key from its recorded
+    /// activation on, the key it replaced before that, and the next key
+    /// once its scheduled handover has come, even before this process has
+    /// seen the database record it. A key is thus never used past the
+    /// moment the schedule retires it from signing, which is what its
+    /// retirement date is computed from, nor before it is due.
     pub fn signer_at(&self, now: UnixTime) -> Option<&Arc<SigningKey>> {
+        if let Some((outgoing, until)) = &self.outgoing
+            && now < *until
+        {
+            return Some(outgoing);
+        }
         match (&self.next_signer, self.handover_at) {
             (Some(next), Some(at)) if now >= at => Some(next),
             _ => self.signer.as_ref(),
@@ -228,7 +252,13 @@ fn reuse_or_open(
 ) -> Result<Arc<SigningKey>, KeyError> {
     let known = previous
         .into_iter()
-        .flat_map(|p| [&p.signer, &p.next_signer])
+        .flat_map(|p| {
+            [
+                p.signer.as_ref(),
+                p.next_signer.as_ref(),
+                p.outgoing.as_ref().map(|o| &o.0),
+            ]
+        })
         .flatten()
         .find(|signer| signer.kid == key.kid);
     match known {

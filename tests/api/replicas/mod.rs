@@ -4,3 +4,4 @@
 //! PostgreSQL whatever the run selects.
 
 mod outage;
+mod skew;

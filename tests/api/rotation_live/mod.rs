@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 /// Settings for the real-time runs: a key signs for 4 s after 1 s of
 /// pre-publication, and stays published 4 s after it stops signing.
-const LIVE_SETTINGS: [(&str, &str); 8] = [
+pub(crate) const LIVE_SETTINGS: [(&str, &str); 8] = [
     ("key_rotation_interval", "4s"),
     ("key_prepublish", "1s"),
     ("jwks_max_age", "1s"),
@@ -39,7 +39,7 @@ const LIVE_SETTINGS: [(&str, &str); 8] = [
     ("leeway", "0"),
 ];
 /// `key_rotation_interval`, seconds.
-const ROTATION: i64 = 4;
+pub(crate) const ROTATION: i64 = 4;
 /// `key_prepublish`, seconds.
 const PREPUBLISH: i64 = 1;
 /// How long a key stays published after it stops signing, seconds. SPEC §5:
@@ -59,14 +59,14 @@ const WITHIN: f64 = 1.0;
 const SLACK: f64 = 0.5;
 
 /// The wall clock, in fractional seconds since the epoch.
-fn wall() -> f64 {
+pub(crate) fn wall() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs_f64()
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -84,7 +84,12 @@ fn key_by_kid<'a>(keys: &'a [Value], kid: &str) -> &'a Value {
 // --- HTTP ------------------------------------------------------------------------
 
 /// Logs in at `base`; returns (access, refresh).
-async fn login(client: &reqwest::Client, base: &str, user: &str, pw: &str) -> (String, String) {
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pw: &str,
+) -> (String, String) {
     let response = client
         .post(format!("{base}/api/token/"))
         .json(&json!({"username": user, "password": pw}))
@@ -100,7 +105,11 @@ async fn login(client: &reqwest::Client, base: &str, user: &str, pw: &str) -> (S
     )
 }
 
-async fn verify_at(client: &reqwest::Client, base: &str, token: &str) -> (StatusCode, String) {
+pub(crate) async fn verify_at(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> (StatusCode, String) {
     let response = client
         .post(format!("{base}/api/token/verify/"))
         .json(&json!({"token": token}))
