@@ -1,7 +1,7 @@
 //! Replicas on one PostgreSQL database, beyond what the rest of the suite
 //! checks on either database: the database stopped and started again
-//! under load, and a replica whose clock runs ahead. These use their own
-//! PostgreSQL whatever the run selects.
+//! under load, every connection cut under load, and a replica whose clock
+//! runs ahead. These use PostgreSQL whatever the run selects.
 
 mod outage;
 mod skew;

@@ -233,3 +233,95 @@ async fn the_database_stopped_under_load_gets_503s_and_everything_recovers_witho
         );
     }
 }
+
+/// Every connection the replicas hold is cut by the database every 50 ms
+/// (`pg_terminate_backend`) under a load of logins and refreshes: jwtd
+/// runs the interrupted transactions again, and no client sees a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_cut_by_the_database_are_retried_inside_jwtd() {
+    const CHAINS: usize = 6;
+    const RUN_FOR: Duration = Duration::from_secs(6);
+    let home = Home::on(&crate::postgres::fresh_database(), &[]);
+    home.add_user("alice", "pw");
+    let servers = home.serve_replicas();
+    let urls: Vec<String> = servers.iter().map(|s| s.url("")).collect();
+    let client = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let cutter = {
+        let (url, stop) = (home.database_url().to_owned(), stop.clone());
+        tokio::spawn(async move {
+            let pool = sqlx::PgPool::connect(&url)
+                .await
+                .expect("the database opens");
+            let mut cut = 0_i64;
+            while !stop.load(Ordering::SeqCst) {
+                let terminated: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(&pool)
+                .await
+                .expect("terminating connections");
+                cut += terminated;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            cut
+        })
+    };
+    let mut chains = JoinSet::new();
+    for chain in 0..CHAINS {
+        let (client, urls) = (client.clone(), urls.clone());
+        chains.spawn(async move {
+            let mut statuses: Vec<StatusCode> = Vec::new();
+            let started = Instant::now();
+            let mut turn = chain;
+            while started.elapsed() < RUN_FOR {
+                let base = &urls[turn % urls.len()];
+                turn += 1;
+                let answer = send(
+                    client
+                        .post(format!("{base}/api/token/"))
+                        .json(&json!({"username": "alice", "password": "pw"})),
+                )
+                .await;
+                statuses.push(answer.status);
+                if answer.status != StatusCode::OK {
+                    continue;
+                }
+                let mut refresh = text(&answer.body, "refresh");
+                for _ in 0..5 {
+                    let base = &urls[turn % urls.len()];
+                    turn += 1;
+                    let answer = send(
+                        client
+                            .post(format!("{base}/api/token/refresh/"))
+                            .json(&json!({"refresh": refresh})),
+                    )
+                    .await;
+                    statuses.push(answer.status);
+                    if answer.status != StatusCode::OK {
+                        break;
+                    }
+                    refresh = text(&answer.body, "refresh");
+                }
+            }
+            statuses
+        });
+    }
+    let statuses: Vec<StatusCode> = chains.join_all().await.into_iter().flatten().collect();
+    stop.store(true, Ordering::SeqCst);
+    let cut = cutter.await.expect("the cutter ends");
+    let failed: Vec<&StatusCode> = statuses.iter().filter(|s| **s != StatusCode::OK).collect();
+    eprintln!(
+        "{} requests, {cut} connections cut, {} not 200",
+        statuses.len(),
+        failed.len()
+    );
+    assert!(cut >= 20, "only {cut} connections were cut");
+    assert!(statuses.len() >= 50, "only {} requests", statuses.len());
+    assert!(failed.is_empty(), "answers other than 200: {failed:?}");
+}
