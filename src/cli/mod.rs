@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::server::Issuer;
-use crate::store::Store;
+use crate::store::{Location, Store, redacted};
 
 /// jwtd: a JSON Web Token issuer.
 #[derive(Debug, Parser)]
@@ -65,6 +65,13 @@ pub enum Command {
         #[command(subcommand)]
         action: token::TokenCommand,
     },
+    /// Copy this SQLite deployment (users, sealed keys, tokens, families)
+    /// into an empty PostgreSQL database.
+    CopyStore {
+        /// The PostgreSQL database to copy into (`postgres://…`).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 /// Standard output was closed before the command finished writing: the
@@ -92,6 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Token { action } => token::run(action, &config).await,
+        Command::CopyStore { to } => copy_store(&config, &to).await,
         command => {
             let store = Store::open(&config.database_url).await?;
             let result = run_on_store(command, &store, &config).await;
@@ -116,9 +124,44 @@ async fn run_on_store(command: Command, store: &Store, config: &Config) -> anyho
             say!("deleted {count} expired token record(s)")?;
             Ok(())
         }
-        // Handled by `run` without a store.
-        Command::Serve | Command::Token { .. } => Ok(()),
+        // Handled by `run` with a store of their own, or none.
+        Command::Serve | Command::Token { .. } | Command::CopyStore { .. } => Ok(()),
     }
+}
+
+/// `jwtd copy-store --to URL`: checks both ends before touching either,
+/// reads the deployment in one snapshot, writes it in one transaction.
+async fn copy_store(config: &Config, to: &str) -> anyhow::Result<()> {
+    if !matches!(
+        Location::parse(&config.database_url),
+        Ok(Location::Sqlite(_))
+    ) {
+        anyhow::bail!(
+            "copy-store copies a SQLite deployment, and database_url is {}",
+            config.database_name()
+        );
+    }
+    match Location::parse(to) {
+        Ok(Location::Postgres(_)) => {}
+        _ => anyhow::bail!(
+            "--to must be a PostgreSQL URL (postgres://…), not `{}`",
+            redacted(to)
+        ),
+    }
+    let source = Store::open(&config.database_url).await?;
+    let contents = source.contents().await;
+    source.close().await;
+    let contents = contents?;
+    let target = Store::open(to).await?;
+    let loaded = target.load(&contents).await;
+    target.close().await;
+    loaded?;
+    say!(
+        "copied {} from {} to {}",
+        contents.summary(),
+        config.database_name(),
+        redacted(to)
+    )
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -101,17 +101,17 @@ impl FromStr for KeyState {
 /// A `signing_keys` row as both databases return it.
 #[derive(sqlx::FromRow)]
 pub(super) struct KeyRow {
-    kid: String,
-    alg: String,
-    state: String,
-    public_jwk: String,
-    sealed_private: Option<Vec<u8>>,
-    created_at: UnixTime,
-    activated_at: Option<UnixTime>,
-    deactivated_at: Option<UnixTime>,
-    retired_at: Option<UnixTime>,
-    revoked_at: Option<UnixTime>,
-    rotate_requested_at: Option<UnixTime>,
+    pub(super) kid: String,
+    pub(super) alg: String,
+    pub(super) state: String,
+    pub(super) public_jwk: String,
+    pub(super) sealed_private: Option<Vec<u8>>,
+    pub(super) created_at: UnixTime,
+    pub(super) activated_at: Option<UnixTime>,
+    pub(super) deactivated_at: Option<UnixTime>,
+    pub(super) retired_at: Option<UnixTime>,
+    pub(super) revoked_at: Option<UnixTime>,
+    pub(super) rotate_requested_at: Option<UnixTime>,
 }
 
 impl TryFrom<KeyRow> for StoredKey {

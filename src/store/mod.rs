@@ -4,6 +4,7 @@
 //! [`postgres`]; the rest of jwtd sees [`Store`] and the plain records it
 //! reads and writes.
 
+mod copy;
 mod keys;
 mod postgres;
 mod sqlite;
@@ -120,6 +121,12 @@ pub enum StoreError {
     /// during COMMIT) committed: every write jwtd makes can be run twice.
     #[error("transaction interrupted: {0}")]
     Interrupted(String),
+    /// The database a deployment is copied into already holds one.
+    #[error("the target database is not empty: it holds {0}")]
+    NotEmpty(String),
+    /// What this database cannot do.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {

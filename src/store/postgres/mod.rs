@@ -4,6 +4,7 @@
 //! UPDATE`) until the transaction ends, so replicas deciding at once take
 //! turns instead of failing.
 
+mod copy;
 mod keys;
 mod throttle;
 mod tokens;

@@ -2,6 +2,7 @@
 //! opens it. Writers of one process queue on a turn of their own before
 //! taking SQLite's write lock.
 
+mod copy;
 mod keys;
 mod throttle;
 mod tokens;

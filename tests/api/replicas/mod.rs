@@ -1,7 +1,9 @@
 //! Replicas on one PostgreSQL database, beyond what the rest of the suite
 //! checks on either database: the database stopped and started again
 //! under load, every connection cut under load, and a replica whose clock
-//! runs ahead. These use PostgreSQL whatever the run selects.
+//! runs ahead, and a SQLite deployment moved to PostgreSQL. These use
+//! PostgreSQL whatever the run selects.
 
+mod moving;
 mod outage;
 mod skew;
