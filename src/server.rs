@@ -16,7 +16,7 @@ use crate::http::{self, AppServices, AppState, ConnectionLimits};
 use crate::keys::lifecycle::{self, KeyMaking};
 use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
-use crate::store::{Store, StoreError};
+use crate::store::{ChangeFeed, Store, StoreError};
 use crate::tokens::{RefreshWriter, TokenService};
 use crate::users::{AccountCache, LoginThrottle, PasswordHasher, ThrottleLimits};
 
@@ -147,9 +147,18 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
     let mut ticker = tokio::time::interval(KEY_POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush: Option<UnixTime> = None;
+    let mut feed = match state.store.change_feed().await {
+        Some(Ok(feed)) => Some(feed),
+        Some(Err(err)) => {
+            tracing::warn!(error = %err, "cannot listen for changes; polling only");
+            None
+        }
+        None => None,
+    };
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            _ = next_change(&mut feed) => {}
             _ = stop.changed() => return,
         }
         let schedule = lifecycle::run_schedule(
@@ -183,6 +192,21 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
                     tracing::error!(error = %err, "flushing expired tokens failed; will retry tomorrow")
                 }
             }
+        }
+    }
+}
+
+/// Returns when `feed` reports a change; never without a feed. After an
+/// error it pauses a second (the listener reconnects at the next call).
+async fn next_change(feed: &mut Option<ChangeFeed>) {
+    let Some(listening) = feed else {
+        return std::future::pending().await;
+    };
+    match listening.changed().await {
+        Ok(()) => tracing::debug!("woken by a change notification"),
+        Err(err) => {
+            tracing::debug!(error = %err, "change notifications interrupted");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }
 }

@@ -20,9 +20,13 @@ CREATE TABLE users_version (
 );
 INSERT INTO users_version (id, version) VALUES (1, 0);
 
+-- Also wakes every listening replica at commit (LISTEN jwtd_changes);
+-- replicas that cannot listen (behind a transaction-pooling PgBouncer)
+-- find the new version by polling.
 CREATE FUNCTION bump_users_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE users_version SET version = version + 1 WHERE id = 1;
+    PERFORM pg_notify('jwtd_changes', 'users');
     RETURN NULL;
 END $$;
 CREATE TRIGGER users_update AFTER UPDATE OF username, password_hash, is_active ON users
@@ -63,6 +67,7 @@ INSERT INTO key_set_version (id, version) VALUES (1, 0);
 CREATE FUNCTION bump_key_set_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE key_set_version SET version = version + 1 WHERE id = 1;
+    PERFORM pg_notify('jwtd_changes', 'keys');
     RETURN NULL;
 END $$;
 CREATE TRIGGER signing_keys_change AFTER INSERT OR UPDATE OR DELETE ON signing_keys

@@ -50,11 +50,14 @@ pub(crate) use dispatch;
 
 /// Pauses before each new attempt of an interrupted transaction: a
 /// deadlock or serialization failure clears at once, a dropped connection
-/// is replaced by the pool within them.
-const RETRY_PAUSES: [Duration; 3] = [
+/// is replaced by the pool within them, and a database that keeps
+/// interrupting for about a second is answered as busy.
+const RETRY_PAUSES: [Duration; 5] = [
     Duration::from_millis(5),
     Duration::from_millis(25),
     Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
 ];
 
 /// How long to wait before running again a transaction that gave `result`
@@ -222,6 +225,16 @@ impl Location {
     }
 }
 
+/// Notifications of changes to keys or users; see [`Store::change_feed`].
+pub struct ChangeFeed(postgres::ChangeFeed);
+
+impl ChangeFeed {
+    /// Waits until another change is committed.
+    pub async fn changed(&mut self) -> Result<(), StoreError> {
+        self.0.changed().await
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -247,6 +260,17 @@ impl Store {
             Location::Postgres(url) => Db::Postgres(postgres::Db::open(url).await?),
         };
         Ok(Self { db })
+    }
+
+    /// Wake-ups when any process commits a change to keys or users, where
+    /// the database can send them (PostgreSQL's LISTEN/NOTIFY); `None` on
+    /// SQLite. They only shorten the wait: polling the versions stays the
+    /// rule, and the fallback behind a transaction-pooling PgBouncer.
+    pub async fn change_feed(&self) -> Option<Result<ChangeFeed, StoreError>> {
+        match &self.db {
+            Db::Sqlite(_) => None,
+            Db::Postgres(db) => Some(db.change_feed().await.map(ChangeFeed)),
+        }
     }
 
     /// Fails unless the database can be written.

@@ -16,6 +16,36 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Whether `test` can run: PostgreSQL's server is installed, and each of
+/// `tools` too. Without them it fails under `CI`, and elsewhere says
+/// SKIPPED and returns false.
+pub(crate) fn available(test: &str, tools: &[&str]) -> bool {
+    let mut missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|tool| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+        .collect();
+    if find_server_binaries().is_none() {
+        missing.push("postgresql");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("apt-get install {} first", missing.join(" "));
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run: {why} (CI is set, so this fails instead of skipping)"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
 /// Whether this run puts the deployments on PostgreSQL.
 pub(crate) fn selected() -> bool {
     std::env::var("JWTD_TEST_DATABASE").is_ok_and(|db| db == "postgres")
@@ -64,6 +94,8 @@ pub(crate) struct Cluster {
     root: PathBuf,
     owner: Option<(u32, u32)>,
     port: u16,
+    /// `-c NAME=VALUE` settings beyond the suite's own.
+    settings: Vec<String>,
     /// The running server's pid.
     pid: Mutex<Option<libc::pid_t>>,
 }
@@ -75,6 +107,109 @@ impl Cluster {
     /// A cluster of the test's own, which it may stop and start again;
     /// stopped and deleted when dropped.
     pub(crate) fn private() -> Cluster {
+        let cluster = Cluster::initialised();
+        cluster.start();
+        cluster
+    }
+
+    /// A private cluster that accepts only TLS connections, with a
+    /// certificate for 127.0.0.1 from a throwaway authority; also returns
+    /// the authority's certificate (for `sslrootcert`).
+    pub(crate) fn private_tls_only() -> (Cluster, PathBuf) {
+        let mut cluster = Cluster::initialised();
+        let dir = cluster.root.join("tls");
+        std::fs::create_dir(&dir).expect("a folder for the certificates");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &[
+                    "req",
+                    "-x509",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=jwtd test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                ][..],
+                &ec,
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &[
+                    "req",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                ][..],
+                &ec,
+            ]
+            .concat(),
+        );
+        std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").expect("extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        if let Some((uid, gid)) = cluster.owner {
+            for file in ["server.key", "server.crt"] {
+                chown(&dir.join(file), uid, gid);
+            }
+            chown(&dir, uid, gid);
+        }
+        std::fs::write(
+            cluster.root.join("data/pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        cluster.settings = vec![
+            "ssl=on".into(),
+            format!("ssl_cert_file={}", dir.join("server.crt").display()),
+            format!("ssl_key_file={}", dir.join("server.key").display()),
+        ];
+        cluster.start();
+        (cluster, dir.join("ca.crt"))
+    }
+
+    fn initialised() -> Cluster {
         let bin = server_binaries();
         let root = tempfile::Builder::new()
             .prefix("jwtd-pg-")
@@ -99,15 +234,14 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        let cluster = Cluster {
+        Cluster {
             bin,
             root,
             owner,
             port: free_port(),
+            settings: Vec::new(),
             pid: Mutex::new(None),
-        };
-        cluster.start();
-        cluster
+        }
     }
 
     /// Starts the server (again) and waits until it accepts connections.
@@ -130,6 +264,7 @@ impl Cluster {
             .args(["-c", "max_connections=500"])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off"])
+            .args(self.settings.iter().flat_map(|setting| ["-c", setting]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -260,6 +395,11 @@ impl CommandOptions for Command {
 
 /// The newest installed PostgreSQL's server binaries.
 fn server_binaries() -> PathBuf {
+    find_server_binaries()
+        .expect("PostgreSQL's server is not installed: apt-get install postgresql")
+}
+
+fn find_server_binaries() -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -271,10 +411,7 @@ fn server_binaries() -> PathBuf {
         })
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, bin)| bin)
-        .expect("PostgreSQL's server is not installed: apt-get install postgresql")
+    versions.pop().map(|(_, bin)| bin)
 }
 
 /// The `postgres` user's uid and gid when the tests run as root (the

@@ -16,7 +16,7 @@ pub use tokens::{RefreshBatch, RefreshConnection};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use super::StoreError;
 
@@ -74,6 +74,34 @@ impl Db {
     /// Closes every connection, waiting for running queries.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The channel the version triggers notify (see the migration).
+const CHANGES_CHANNEL: &str = "jwtd_changes";
+
+/// Notifications that another process changed keys or users, on a
+/// connection of its own (outside the pool).
+pub struct ChangeFeed {
+    listener: PgListener,
+}
+
+impl Db {
+    /// Listens for changes.
+    pub async fn change_feed(&self) -> Result<ChangeFeed, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(ChangeFeed { listener })
+    }
+}
+
+impl ChangeFeed {
+    /// Waits for the next change. After an error the listener reconnects
+    /// at the next call (notifications sent meanwhile are lost: polling
+    /// catches up).
+    pub async fn changed(&mut self) -> Result<(), StoreError> {
+        self.listener.recv().await?;
+        Ok(())
     }
 }
 

@@ -5,5 +5,7 @@
 //! PostgreSQL whatever the run selects.
 
 mod moving;
+mod notify;
 mod outage;
 mod skew;
+mod tls;

@@ -29,6 +29,12 @@ fn field(body: &Value, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_deployment_moves_to_postgres_and_its_sessions_carry_on() {
+    if !crate::postgres::available(
+        "replicas::a_sqlite_deployment_moves_to_postgres_and_its_sessions_carry_on",
+        &[],
+    ) {
+        return;
+    }
     let client = Client::new();
     let old = Home::sqlite(&[("algorithm", "ES256")]);
     old.add_user("alice", "pw");
