@@ -46,6 +46,12 @@
 #   BENCH_TIMEOUT      overall limit in seconds (default 3600); every wrk run has its own
 #   PEER=1             also measure simplejwt (bench/peer/run.sh: a venv from PyPI, gunicorn)
 #                      right after jwtd, same settings, and add a jwtd ÷ simplejwt table
+#   DB=postgres        also measure jwtd on PostgreSQL (bench/postgres.sh starts a throwaway
+#                      cluster with PostgreSQL's defaults), with one replica and with two (two
+#                      `jwtd serve` on one database, wrk split between them), beside SQLite in
+#                      the same run, and add a PostgreSQL table (with PEER=1, simplejwt on
+#                      PostgreSQL through psycopg too)
+#   PG_ENDPOINTS       endpoints measured on PostgreSQL (default "healthz jwks verify me refresh login")
 #   RESULTS            where the table goes (default bench/results.md)
 #   KEEP=1             keep the temporary directories (databases, logs, token files)
 #
@@ -118,19 +124,25 @@ ceilings="$out/ceilings.tsv"
 # ---------------------------------------------------------------- cleanup
 server_tpid=""   # the `timeout` wrapping the server
 server_pid=""    # jwtd itself
+server2_tpid=""  # the second replica (DB=postgres)
+server2_pid=""
 work=""
 shm=""
 cleanup() {
-  [[ -n "$work" && -f "$work/server.log" ]] && cp "$work/server.log" "$out/server_${alg:-none}.log"
-  if [[ -n "$server_tpid" ]] && kill -0 "$server_tpid" 2>/dev/null; then
-    kill -TERM "$server_tpid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$server_tpid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$server_tpid" 2>/dev/null || true
-  fi
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
-  server_tpid="" server_pid=""
+  [[ -n "$work" && -f "$work/server.log" ]] && cp "$work/server.log" "$out/server_${backend:-sqlite}_${alg:-none}.log"
+  local pair tpid pid
+  for pair in "$server_tpid $server_pid" "$server2_tpid $server2_pid"; do
+    read -r tpid pid <<< "$pair"
+    if [[ -n "$tpid" ]] && kill -0 "$tpid" 2>/dev/null; then
+      kill -TERM "$tpid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL "$tpid" 2>/dev/null || true
+    fi
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  server_tpid="" server_pid="" server2_tpid="" server2_pid=""
   if [[ "${KEEP:-0}" != 1 ]]; then
     [[ -n "$work" ]] && rm -rf "$work"
   elif [[ -n "$work" ]]; then
@@ -169,7 +181,7 @@ run_wrk() {
     tail -n 20 "$work/server.log" >&2
     exit 1
   fi
-  local raw="$out/wrk_${alg}_${endpoint}_c${conc}_r${rep:-1}.txt" timeout_s=10 duration=$secs
+  local raw="$out/wrk_${backend}${tag:-}_${alg}_${endpoint}_c${conc}_r${rep:-1}.txt" timeout_s=10 duration=$secs
   if [[ "$endpoint" == login ]]; then timeout_s=60; duration=$login_secs; fi
   echo 5 > "/proc/$server_pid/clear_refs" 2>/dev/null || true   # reset VmHWM to the current RSS
   local cpu0 cpu1
@@ -184,7 +196,7 @@ run_wrk() {
   line=$(grep '^RESULT' "$raw" || true)
   if [[ -z "$line" ]]; then
     log "wrk gave no result for $endpoint $alg c=$conc:"; cat "$raw" >&2
-    printf '%s\t%s\t%s\t0\t0\t0\t0\t%s\t0\twrk failed\n' "$endpoint" "$alg" "$conc" "$hwm" >> "$runs"
+    printf '%s\t%s\t%s\t0\t0\t0\t0\t%s\t0\twrk failed\n' "$endpoint" "$alg" "$conc" "$hwm" >> "$runs_file"
     return
   fi
   local _ rps p50 p99 ok bad sockerr used total first
@@ -198,44 +210,128 @@ run_wrk() {
   cpu_ms=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$tck" -v n=$((ok + bad)) \
     'BEGIN { printf "%.4f", (n > 0 ? (b - a) * 1000 / t / n : 0) }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-    "$endpoint" "$alg" "$conc" "$rps" "$p50" "$p99" "$bad" "$hwm" "$cpu_ms" "$note" >> "$runs"
-  log "$(printf '%-8s %s c=%-3s %9s req/s  p50 %7s ms  p99 %7s ms  non-2xx %s  VmHWM %s kB  %s' \
-    "$endpoint" "$alg" "$conc" "$rps" "$p50" "$p99" "$bad" "$hwm" "$note")"
+    "$endpoint" "$alg" "$conc" "$rps" "$p50" "$p99" "$bad" "$hwm" "$cpu_ms" "$note" >> "$runs_file"
+  log "$(printf '%-10s %-8s %s c=%-3s %9s req/s  p50 %7s ms  p99 %7s ms  non-2xx %s  VmHWM %s kB  %s' \
+    "$backend${tag:-}" "$endpoint" "$alg" "$conc" "$rps" "$p50" "$p99" "$bad" "$hwm" "$note")"
   sleep 1
 }
 
-# run_endpoint ENDPOINT CONC (uses alg, port, work, access, etag, file)
+# measure ENDPOINT CONC URL_PATH [VAR=value ...]: one run on this backend's server(s)
+measure() {
+  if [[ "$backend" == postgres2 ]]; then
+    run_pair "$@"
+  else
+    local endpoint=$1 conc=$2 path=$3
+    shift 3
+    run_wrk "$endpoint" "$alg" "$conc" "$path" "$@"
+  fi
+}
+
+# run_endpoint ENDPOINT CONC (uses alg, backend, port, work, access, etag, file)
 run_endpoint() {
   local endpoint=$1 conc=$2
   case $endpoint in
-    healthz)  run_wrk healthz "$alg" "$conc" /healthz ;;
-    jwks)     run_wrk jwks "$alg" "$conc" /.well-known/jwks.json ;;
-    jwks_304) run_wrk jwks_304 "$alg" "$conc" /.well-known/jwks.json INM="$etag" EXPECT=304 ;;
-    verify)   run_wrk verify "$alg" "$conc" /api/token/verify/ METHOD=POST BODY="{\"token\":\"$access\"}" ;;
+    healthz)  measure healthz "$conc" /healthz ;;
+    jwks)     measure jwks "$conc" /.well-known/jwks.json ;;
+    jwks_304) measure jwks_304 "$conc" /.well-known/jwks.json INM="$etag" EXPECT=304 ;;
+    verify)   measure verify "$conc" /api/token/verify/ METHOD=POST BODY="{\"token\":\"$access\"}" ;;
     verify_distinct)
-              run_wrk verify_distinct "$alg" "$conc" /api/token/verify/ METHOD=POST \
+              measure verify_distinct "$conc" /api/token/verify/ METHOD=POST \
                 TOKFILE="$work/access_distinct.txt" BODY_TMPL='{"token":"%s"}' CYCLE=1 ;;
-    me)       run_wrk me "$alg" "$conc" /api/me/ AUTH="$access" ;;
-    refresh)  run_wrk refresh "$alg" "$conc" /api/token/refresh/ METHOD=POST \
+    me)       measure me "$conc" /api/me/ AUTH="$access" ;;
+    refresh)  measure refresh "$conc" /api/token/refresh/ METHOD=POST \
                 TOKFILE="$work/refresh_$file.txt" BODY_TMPL='{"refresh":"%s"}'
               file=$((file + 1)) ;;
-    login)    run_wrk login "$alg" "$conc" /api/token/ METHOD=POST \
+    login)    measure login "$conc" /api/token/ METHOD=POST \
                 BODY="{\"username\":\"$user\",\"password\":\"$password\"}" ;;
   esac
 }
 
-# ---------------------------------------------------------------- per algorithm
+# ---------------------------------------------------------------- two replicas
+# run_pair ENDPOINT CONC URL_PATH [VAR=value ...]: the endpoint on both
+# replicas at once, CONC/2 connections each (a token file split in halves),
+# as one line: requests and memory summed, latencies the worse of the two.
+run_pair() {
+  local endpoint=$1 conc=$2 path=$3
+  shift 3
+  local half=$(( conc / 2 )) args=("$@") before
+  before=$(wc -l < "$runs_file")
+  local tokfile="" i
+  for i in "${!args[@]}"; do
+    if [[ "${args[$i]}" == TOKFILE=* ]]; then tokfile=${args[$i]#TOKFILE=}; fi
+  done
+  if [[ -n "$tokfile" ]]; then
+    local lines
+    lines=$(wc -l < "$tokfile")
+    head -n $(( lines / 2 )) "$tokfile" > "$tokfile.a"
+    tail -n +$(( lines / 2 + 1 )) "$tokfile" > "$tokfile.b"
+  fi
+  local side
+  for side in a b; do
+    (
+      tag=".$side"
+      [[ "$side" == b ]] && { port=$port2; server_pid=$server2_pid; server_tpid=$server2_tpid; }
+      run_wrk "$endpoint" "$alg" "$half" "$path" "${args[@]/#TOKFILE=*/TOKFILE=$tokfile.$side}"
+    ) &
+  done
+  wait
+  tail -n +$(( before + 1 )) "$runs_file" | awk -F'\t' -v OFS='\t' '
+    { rps += $4; p50 = ($5 > p50 ? $5 : p50); p99 = ($6 > p99 ? $6 : p99); bad += $7; hwm += $8; cpu += $9
+      note = note ($10 == "" ? "" : (note == "" ? "" : "; ") $10); e = $1; a = $2; c += $3 }
+    END { print e, a, c, rps, p50, p99, bad, hwm, cpu / NR, note }' > "$out/pair.tsv"
+  head -n "$before" "$runs_file" > "$out/runs_head.tsv"
+  cat "$out/runs_head.tsv" "$out/pair.tsv" > "$runs_file"
+}
+
+# start_server URL PORT LOG: starts `jwtd serve` on the database at URL
+# and waits until it answers; prints "TPID PID" (the `timeout` around it,
+# and jwtd), or nothing if it did not start.
+start_server() {
+  local url=$1 p=$2 logfile=$3 tpid pid=""
+  JWTD_DATABASE_URL="$url" JWTD_BIND="127.0.0.1:$p" RUST_LOG="${BENCH_SERVER_LOG:-info,sqlx=warn}" \
+    timeout -s TERM "$max_life" "$jwtd" serve > "$logfile" 2>&1 &
+  tpid=$!
+  for _ in $(seq 150); do
+    pid=$(cat "/proc/$tpid/task/$tpid/children" 2>/dev/null | awk '{print $1}' || true)
+    [[ -n "$pid" ]] || pid=$(pgrep -P "$tpid" | head -n1 || true)
+    [[ -n "$pid" ]] && curl -fs "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && break
+    kill -0 "$tpid" 2>/dev/null || { cat "$logfile" >&2; return; }
+    sleep 0.2
+  done
+  curl -fs "http://127.0.0.1:$p/healthz" >/dev/null || { log "jwtd did not start"; cat "$logfile" >&2; return; }
+  echo "$tpid $pid"
+}
+
+# ---------------------------------------------------------------- per algorithm and database
+backends=sqlite
+if [[ "${DB:-sqlite}" == postgres ]]; then
+  # shellcheck source=bench/postgres.sh
+  source "$here/postgres.sh"
+  pg_start
+  log "PostgreSQL on 127.0.0.1:$pg_port ($("$pg_bin/postgres" --version))"
+  backends="sqlite postgres postgres2"
+  trap 'cleanup; pg_stop' EXIT
+fi
+pg_endpoints=${PG_ENDPOINTS:-healthz jwks verify me refresh login}
 nconc=$(wc -w <<< "$concurrency")
 for alg in $algorithms; do
+ for backend in $backends; do
   work=$(mktemp -d /tmp/jwtd-bench.XXXXXX)
   if [[ -d /dev/shm && -w /dev/shm ]]; then shm=$(mktemp -d /dev/shm/jwtd-bench.XXXXXX); else shm="$work/mint"; mkdir -p "$shm"; fi
   port=$("$helper" free-port)
   export JWTD_MASTER_KEY_FILE="$work/master.key"
   export JWTD_ALGORITHM="$alg"
-  export JWTD_BIND="127.0.0.1:$port"
   # Tokens minted before the runs must outlive them; the lifetime costs nothing per request.
   export JWTD_ACCESS_TOKEN_LIFETIME=1h
   export JWTD_ROTATE_REFRESH_TOKENS=true JWTD_BLACKLIST_AFTER_ROTATION=true
+  if [[ "$backend" == sqlite ]]; then
+    runs_file=$runs
+    run_endpoints=$endpoints
+  else
+    runs_file="$out/runs_$backend.tsv"
+    [[ "$alg" == "${algorithms%% *}" ]] && : > "$runs_file"
+    run_endpoints=$pg_endpoints
+  fi
 
   # Refresh tokens per run: enough for the run at the expected ceiling.
   rate=$mint_rate
@@ -244,29 +340,39 @@ for alg in $algorithms; do
     (( cap < rate )) && rate=$cap
   fi
   per_run=$(( rate * secs ))
-  [[ " $endpoints " == *" refresh "* ]] || per_run=0
+  [[ " $run_endpoints " == *" refresh "* ]] || per_run=0
   counts=$(for _ in $(seq "$reps"); do for _ in $concurrency; do printf '%s,' "$per_run"; done; done)
   counts=${counts%,}
 
-  log "$alg: database, user, $per_run refresh tokens per refresh run (minted on tmpfs)"
-  JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$jwtd" users add "$user" --password-stdin <<< "$password" >/dev/null
-  JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$helper" mint --user "$user" --out "$work" --refresh "$counts" --distinct 10000
-  cp "$shm"/jwtd.db* "$work"/
+  log "$alg on $backend: database, user, $per_run refresh tokens per refresh run"
+  if [[ "$backend" == sqlite ]]; then
+    # Minted on tmpfs, then copied to disk.
+    database="sqlite://$work/jwtd.db"
+    JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$jwtd" users add "$user" --password-stdin <<< "$password" >/dev/null
+    JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$helper" mint --user "$user" --out "$work" --refresh "$counts" --distinct 10000
+    cp "$shm"/jwtd.db* "$work"/
+  else
+    name="jwtd_$(tr 'A-Z' 'a-z' <<< "$alg")_$backend"
+    database=$(pg_database "$name")
+    # Minting commits one login at a time: without waiting for the disk.
+    pg_sql "$name" "ALTER DATABASE $name SET synchronous_commit = off"
+    JWTD_DATABASE_URL="$database" "$jwtd" users add "$user" --password-stdin <<< "$password" >/dev/null
+    JWTD_DATABASE_URL="$database" "$helper" mint --user "$user" --out "$work" --refresh "$counts" --distinct 10000
+    pg_sql "$name" "ALTER DATABASE $name RESET synchronous_commit"
+  fi
   rm -rf "$shm"; shm=""
   access=$(head -n1 "$work/access.txt")
 
   max_life=$(( 7 * nconc * reps * (secs + login_secs + 70) + 120 ))
-  JWTD_DATABASE_URL="sqlite://$work/jwtd.db" RUST_LOG="${BENCH_SERVER_LOG:-info,sqlx=warn}" timeout -s TERM "$max_life" "$jwtd" serve > "$work/server.log" 2>&1 &
-  server_tpid=$!
-  for _ in $(seq 150); do
-    server_pid=$(cat "/proc/$server_tpid/task/$server_tpid/children" 2>/dev/null | awk '{print $1}' || true)
-    [[ -n "$server_pid" ]] || server_pid=$(pgrep -P "$server_tpid" | head -n1 || true)
-    [[ -n "$server_pid" ]] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-    kill -0 "$server_tpid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.2
-  done
-  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { log "jwtd did not start"; cat "$work/server.log" >&2; exit 1; }
-  log "$alg: jwtd pid $server_pid on 127.0.0.1:$port"
+  read -r server_tpid server_pid < <(start_server "$database" "$port" "$work/server.log")
+  [[ -n "$server_pid" ]] || exit 1
+  log "$alg on $backend: jwtd pid $server_pid on 127.0.0.1:$port"
+  if [[ "$backend" == postgres2 ]]; then
+    port2=$("$helper" free-port)
+    read -r server2_tpid server2_pid < <(start_server "$database" "$port2" "$work/server2.log")
+    [[ -n "$server2_pid" ]] || exit 1
+    log "$alg on $backend: second replica, pid $server2_pid on 127.0.0.1:$port2"
+  fi
   etag=$(curl -fsI "http://127.0.0.1:$port/.well-known/jwks.json" | awk 'tolower($1) == "etag:" { sub(/\r$/, ""); print $2 }')
   [[ -n "$etag" ]] || { log "no ETag on the JWKS"; exit 1; }
 
@@ -274,30 +380,38 @@ for alg in $algorithms; do
   # behind, always last); each row of the table is the median round.
   file=0
   for rep in $(seq "$reps"); do
-    for endpoint in $endpoints; do
+    for endpoint in $run_endpoints; do
       [[ "$endpoint" == login ]] && continue
       for conc in $concurrency; do
         run_endpoint "$endpoint" "$conc"
       done
     done
   done
-  if [[ " $endpoints " == *" login "* ]]; then
+  if [[ " $run_endpoints " == *" login "* ]]; then
     for rep in $(seq "$reps"); do
       for conc in $concurrency; do run_endpoint login "$conc"; done
     done
   fi
   cleanup
+ done
 done
 
 # ---------------------------------------------------------------- the peer
 # simplejwt on gunicorn, measured the same way in the same run (PEER=1).
 peer_md="$out/peer.md"
-rm -f "$peer_md" "${peer_md%.md}.tsv"
+peer_pg_md="$out/peer_pg.md"
+rm -f "$peer_md" "${peer_md%.md}.tsv" "$peer_pg_md" "${peer_pg_md%.md}.tsv"
 if [[ "${PEER:-0}" == 1 ]]; then
   log "the simplejwt peer, measured the same way (bench/peer/run.sh)"
   BENCH_SECONDS=$secs CONCURRENCY="$concurrency" ALGORITHMS="$algorithms" REPS=$reps \
-    LOGIN_SECONDS=$login_secs WRK_THREADS=$wrk_threads QUICK=$QUICK RESULTS="$peer_md" \
+    LOGIN_SECONDS=$login_secs WRK_THREADS=$wrk_threads QUICK=$QUICK RESULTS="$peer_md" DB=sqlite \
     "$here/peer/run.sh" >&2 || log "the peer run failed; the table has no simplejwt column"
+  if [[ "${DB:-sqlite}" == postgres ]]; then
+    log "the simplejwt peer on PostgreSQL"
+    BENCH_SECONDS=$secs CONCURRENCY="$concurrency" ALGORITHMS="$algorithms" REPS=$reps \
+      LOGIN_SECONDS=$login_secs WRK_THREADS=$wrk_threads QUICK=$QUICK RESULTS="$peer_pg_md" DB=postgres \
+      "$here/peer/run.sh" >&2 || log "the peer run on PostgreSQL failed; the PostgreSQL table has no simplejwt column"
+  fi
 fi
 
 # ---------------------------------------------------------------- report
@@ -326,6 +440,41 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the machine)."
   echo
   echo "$table"
+  if [[ -s "$out/runs_postgres.tsv" ]]; then
+    echo
+    echo "## PostgreSQL, same run"
+    echo
+    echo "The same endpoints with jwtd on PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') (bench/postgres.sh: PostgreSQL's defaults, fsync and"
+    echo "synchronous_commit on, on the same disk and cores), one replica, then two replicas on one database"
+    echo "with wrk's connections split between them (the figures summed). Medians as above."
+    echo
+    echo "| endpoint | alg | c | SQLite req/s | PostgreSQL req/s | two replicas req/s | PostgreSQL ÷ SQLite | two ÷ SQLite | simplejwt on PostgreSQL req/s | target |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' -v sqlite="$runs" -v two="$out/runs_postgres2.tsv" -v ceil="$ceilings" -v peer="${peer_pg_md%.md}.tsv" '
+      function median(list,   n, v, i, j, t) {
+        n = split(list, v, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return n ? v[int((n + 1) / 2)] : 0 }
+      BEGIN {
+        while ((getline line < sqlite) > 0) { split(line, f, "\t"); s[f[1] FS f[2] FS f[3]] = s[f[1] FS f[2] FS f[3]] " " f[4] }
+        while ((getline line < two) > 0) { split(line, f, "\t"); d[f[1] FS f[2] FS f[3]] = d[f[1] FS f[2] FS f[3]] " " f[4] }
+        while ((getline line < ceil) > 0) { split(line, f, "\t"); if (f[1] ~ /^argon2id/) argon = f[3] }
+        while ((getline line < peer) > 0) { split(line, f, "\t"); if (f[1] != "endpoint") q[f[1] FS f[2] FS f[3]] = f[4] }
+      }
+      { k = $1 FS $2 FS $3; p[k] = p[k] " " $4; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+      END {
+        for (i = 1; i <= n; i++) {
+          k = order[i]; split(k, f, FS); pg = median(p[k]); lite = median(s[k]); both = median(d[k])
+          r1 = lite > 0 ? pg / lite : 0; r2 = lite > 0 ? both / lite : 0
+          sj = (k in q) ? q[k] + 0 : 0
+          if (f[1] == "refresh") target = sprintf("≥ 0.5 × SQLite: %s%s", r1 >= 0.5 ? "met" : "missed", \
+            sj > 0 ? sprintf("; ≥ 10 × simplejwt: %.0f ×, %s", pg / sj, pg / sj >= 10 ? "met" : "missed") : "")
+          else if (f[1] == "login") target = sprintf("≥ 0.85 × argon2 ceiling (%.0f/s): %.2f, %s", argon, argon > 0 ? pg / argon : 0, argon > 0 && pg / argon >= 0.85 ? "met" : "missed")
+          else if (f[1] == "healthz") target = "reference"
+          else target = sprintf("within 5 %% of SQLite: %s", r1 >= 0.95 ? "met" : "missed")
+          printf "| %s | %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], lite, pg, both, r1, r2, sj > 0 ? sprintf("%.0f", sj) : "–", target
+        }
+      }' "$out/runs_postgres.tsv"
+  fi
   if [[ -s "${peer_md%.md}.tsv" ]]; then
     echo
     echo "## Against simplejwt, same run"

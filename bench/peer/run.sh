@@ -46,6 +46,8 @@
 #   RESULTS            where the table goes (default bench/peer/results.md); the TSV goes
 #                      next to it, same name with .tsv (RESULTS_TSV overrides)
 #   KEEP=1             keep the temporary directories (database, keys, logs, token files)
+#   DB=postgres        PostgreSQL instead of SQLite (bench/postgres.sh's throwaway cluster,
+#                      PostgreSQL's defaults; psycopg, one persistent connection per worker)
 #
 # Needs: python3 >= 3.10 with venv, openssl, curl, wrk (installed here if missing), Linux /proc.
 set -euo pipefail
@@ -223,6 +225,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+pg_dir=""
+if [[ "${DB:-sqlite}" == postgres ]]; then
+  # shellcheck source=bench/postgres.sh
+  source "$here/../postgres.sh"
+  pg_start
+  trap 'cleanup; pg_stop' EXIT
+fi
 
 # ---------------------------------------------------------------- one wrk run
 # run_wrk ENDPOINT ALG CONC URL_PATH [VAR=value ...] : one bounded wrk run, one line in $runs
@@ -302,6 +311,13 @@ for alg in $algorithms; do
   export PEER_ALG="$alg" PEER_DB="$work/peer.sqlite3" \
     PEER_PRIVATE_KEY="$work/private.pem" PEER_PUBLIC_KEY="$work/public.pem"
   export DJANGO_SETTINGS_MODULE=peersite.settings PYTHONPATH="$here"
+  if [[ -n "$pg_dir" ]]; then
+    pg_name="peer_$(tr 'A-Z' 'a-z' <<< "$alg")"
+    pg_database "$pg_name" > /dev/null
+    export PEER_PG_NAME="$pg_name" PEER_PG_PORT="$pg_port"
+    # Minting commits one token at a time: without waiting for the disk.
+    pg_sql "$pg_name" "ALTER DATABASE $pg_name SET synchronous_commit = off"
+  fi
 
   per_run=$(( mint_rate * secs ))
   counts=$(for _ in $(seq "$reps"); do for _ in $concurrency; do printf '%s,' "$per_run"; done; done)
@@ -310,6 +326,7 @@ for alg in $algorithms; do
   facts=$(timeout 600 "$py" "$here/mint.py" --user "$user" --out "$work" --refresh "$counts" <<< "$password") \
     || die "mint.py failed for $alg"
   IFS=$'\t' read -r hasher hash_iter hash_ms <<< "$facts"
+  [[ -z "$pg_dir" ]] || pg_sql "$pg_name" "ALTER DATABASE $pg_name RESET synchronous_commit"
   hash_cost="$hasher, $hash_iter iterations: $hash_ms ms per hash"
   access=$(head -n1 "$work/access.txt")
 
@@ -408,8 +425,13 @@ nonzero=$(awk -F'\t' '$7 > 0 || $10 > 0 { n++ } END { print n + 0 }' "$runs")
   echo "\`bench/peer/run.sh\`$([[ "$QUICK" == 1 ]] && echo " (QUICK=1)"), $(date -u +'%Y-%m-%d %H:%M UTC')."
   echo "$(nproc) CPUs ($cpu), $(uname -sr); $(wrk --version 2>&1 | head -n1 | awk '{print $1, $2}')."
   echo "$versions."
-  echo "gunicorn sync workers × $workers on 127.0.0.1; SQLite on disk (WAL, synchronous=$PEER_SYNCHRONOUS,"
-  echo "BEGIN IMMEDIATE, one persistent connection per worker); DEBUG off, JSON renderer only;"
+  if [[ -n "$pg_dir" ]]; then
+    echo "gunicorn sync workers × $workers on 127.0.0.1; PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') through psycopg (PostgreSQL's defaults,"
+    echo "one persistent connection per worker); DEBUG off, JSON renderer only;"
+  else
+    echo "gunicorn sync workers × $workers on 127.0.0.1; SQLite on disk (WAL, synchronous=$PEER_SYNCHRONOUS,"
+    echo "BEGIN IMMEDIATE, one persistent connection per worker); DEBUG off, JSON renderer only;"
+  fi
   echo "token_blacklist, ROTATE_REFRESH_TOKENS and BLACKLIST_AFTER_ROTATION on; ACCESS_TOKEN_LIFETIME 1 h"
   echo "(pre-minted tokens outlive the run); fresh RSA-2048 / P-256 keys per algorithm."
   echo "Login hashes with Django's default hasher ($hash_cost on this machine,"

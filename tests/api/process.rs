@@ -369,6 +369,24 @@ impl Server {
         self.child.id()
     }
 
+    /// `POST path` with a JSON body; the status and the JSON answer
+    /// (`null` when the answer is not JSON).
+    pub(crate) async fn post_json(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
+        let response = client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Every stderr line so far.
     pub(crate) fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

@@ -42,21 +42,35 @@ _sync = os.environ.get("PEER_SYNCHRONOUS", "FULL").upper()
 if _sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
     raise RuntimeError(f"bench peer: PEER_SYNCHRONOUS={_sync} is not OFF, NORMAL, FULL or EXTRA")
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": _env("PEER_DB"),
-        # One connection per worker for its whole life (the best case for SQLite).
-        "CONN_MAX_AGE": None,
-        "OPTIONS": {
-            "timeout": 10,  # busy timeout in seconds, as jwtd's
-            # BEGIN IMMEDIATE: a writer takes the lock first, so two refreshes never
-            # deadlock on a read-to-write upgrade ("database is locked").
-            "transaction_mode": "IMMEDIATE",
-            "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={_sync};",
-        },
+if os.environ.get("PEER_PG_NAME"):
+    # PostgreSQL through psycopg (bench/postgres.sh's throwaway cluster).
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _env("PEER_PG_NAME"),
+            "USER": "jwtd",
+            "HOST": "127.0.0.1",
+            "PORT": _env("PEER_PG_PORT"),
+            # One connection per worker for its whole life, as on SQLite.
+            "CONN_MAX_AGE": None,
+        }
     }
-}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _env("PEER_DB"),
+            # One connection per worker for its whole life (the best case for SQLite).
+            "CONN_MAX_AGE": None,
+            "OPTIONS": {
+                "timeout": 10,  # busy timeout in seconds, as jwtd's
+                # BEGIN IMMEDIATE: a writer takes the lock first, so two refreshes never
+                # deadlock on a read-to-write upgrade ("database is locked").
+                "transaction_mode": "IMMEDIATE",
+                "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={_sync};",
+            },
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -10,14 +10,7 @@ use crate::postgres::fresh_database;
 use crate::process::{Home, Server};
 
 async fn post(client: &Client, server: &Server, path: &str, body: Value) -> (StatusCode, Value) {
-    let response = client
-        .post(server.url(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("the server answers");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    server.post_json(client, path, body).await
 }
 
 fn field(body: &Value, name: &str) -> String {

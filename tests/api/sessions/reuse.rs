@@ -185,14 +185,7 @@ async fn concurrent_refreshes_of_one_token_through_three_replicas_give_exactly_o
     let servers = home.serve_replicas();
     let client = reqwest::Client::new();
     let post = async |server: &Server, path: &str, body: Value| {
-        let response = client
-            .post(server.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("the server answers");
-        let status = response.status();
-        (status, response.json::<Value>().await.expect("a JSON body"))
+        server.post_json(&client, path, body).await
     };
     let (status, pair) = post(
         &servers[0],
