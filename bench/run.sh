@@ -471,7 +471,7 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
           else if (f[1] == "login") target = sprintf("≥ 0.85 × argon2 ceiling (%.0f/s): %.2f, %s", argon, argon > 0 ? pg / argon : 0, argon > 0 && pg / argon >= 0.85 ? "met" : "missed")
           else if (f[1] == "healthz") target = "reference"
           else target = sprintf("within 5 %% of SQLite: %s", r1 >= 0.95 ? "met" : "missed")
-          printf "| %s | %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], lite, pg, both, r1, r2, sj > 0 ? sprintf("%.0f", sj) : "–", target
+          printf "| %s | %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s |\n", f[1], f[2], f[3], lite, pg, both, r1, r2, (sj > 0 ? sprintf("%.0f", sj) : "–"), target
         }
       }' "$out/runs_postgres.tsv"
   fi
