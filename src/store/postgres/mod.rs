@@ -52,11 +52,24 @@ impl Db {
         Ok(db)
     }
 
-    /// Applies any migration not yet applied.
+    /// Applies any migration not yet applied. sqlx takes a session-level
+    /// advisory lock to do so, which a transaction-pooling PgBouncer may
+    /// leave held on a pooled connection: when every migration is already
+    /// applied (every start but the first after an upgrade), nothing is
+    /// locked.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        let latest = migrator.iter().map(|migration| migration.version).max();
+        // No table yet reads as nothing applied.
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(None);
+        if applied.is_some() && applied >= latest {
+            return Ok(());
+        }
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 

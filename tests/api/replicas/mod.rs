@@ -4,6 +4,7 @@
 //! runs ahead, and a SQLite deployment moved to PostgreSQL. These use
 //! PostgreSQL whatever the run selects.
 
+mod migrations;
 mod moving;
 mod notify;
 mod outage;
