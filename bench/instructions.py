@@ -2,14 +2,15 @@
 """Instructions per request of jwtd builds, counted by valgrind's callgrind.
 
     bench/instructions.py BASELINE_BINARY OTHER_BINARY... [--requests N]
+    bench/instructions.py BINARY BINARY,postgres://jwtd@127.0.0.1:PORT/DB   (SQLite, then PostgreSQL)
 
 Instruction counts do not depend on what else the machine is doing, so two
 builds compare to within a fraction of a percent on a shared, noisy host,
 where wrk's requests per second (bench/run.sh) move by several percent from
 run to run. Each binary serves from a temporary directory under callgrind
 (ES256, one user); a client on one keep-alive connection sends N requests to
-/healthz, the JWKS and /api/token/verify/ (one access token again and
-again), and N/5 refreshes, each with the refresh token the one before
+/healthz, the JWKS, /api/token/verify/ and /api/me/ (one access token again
+and again), and N/5 refreshes, each with the refresh token the one before
 returned (rotation and blacklist on; signing and the store's write
 included), and the counters are zeroed and dumped around each burst with
 callgrind_control. The background tasks' instructions (the key poll) are
@@ -29,7 +30,7 @@ import subprocess
 import tempfile
 import time
 
-ENDPOINTS = ["healthz", "jwks", "verify", "refresh"]
+ENDPOINTS = ["healthz", "jwks", "verify", "me", "refresh"]
 
 
 def free_port():
@@ -38,7 +39,10 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def measure(binary, requests):
+def measure(spec, requests):
+    """`spec` is a binary, or `BINARY,DATABASE_URL` to serve from that
+    (empty) database instead of a SQLite file in the temporary directory."""
+    binary, _, database_url = spec.partition(",")
     work = tempfile.mkdtemp()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JWTD_")}
@@ -48,6 +52,8 @@ def measure(binary, requests):
         JWTD_ACCESS_TOKEN_LIFETIME="1h",
         RUST_LOG="warn",
     )
+    if database_url:
+        env["JWTD_DATABASE_URL"] = database_url
     subprocess.run(
         [binary, "users", "add", "bench", "--password-stdin"],
         input=b"pw\n", cwd=work, env=env, check=True, capture_output=True,
@@ -60,8 +66,10 @@ def measure(binary, requests):
     try:
         conn = connect(port)
 
-        def send(method, path, body=None):
+        def send(method, path, body=None, bearer=None):
             headers = {"Content-Type": "application/json"} if body else {}
+            if bearer:
+                headers["Authorization"] = f"Bearer {bearer}"
             conn.request(method, path, body, headers)
             response = conn.getresponse()
             data = response.read()
@@ -82,6 +90,7 @@ def measure(binary, requests):
             "healthz": (lambda: send("GET", "/healthz"), requests),
             "jwks": (lambda: send("GET", "/.well-known/jwks.json"), requests),
             "verify": (lambda: send("POST", "/api/token/verify/", verify), requests),
+            "me": (lambda: send("GET", "/api/me/", bearer=pair["access"]), requests),
             "refresh": (refresh, max(requests // 5, 1)),
         }
         for request, _ in bursts.values():
@@ -150,9 +159,11 @@ def main():
     baseline = rows[0][1]
     print("| binary | " + " | ".join(f"{e} instr/req (× first)" for e in ENDPOINTS) + " |")
     print("|---|" + "---|" * len(ENDPOINTS))
-    for binary, figures in rows:
+    for spec, figures in rows:
+        binary, _, database_url = spec.partition(",")
+        label = binary + (" on PostgreSQL" if database_url else "")
         cells = [f"{figures[e]:,.0f} ({figures[e] / baseline[e]:.3f})" for e in ENDPOINTS]
-        print(f"| {binary} | " + " | ".join(cells) + " |")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
