@@ -268,9 +268,9 @@ impl Server {
     }
 
     /// Starts `jwtd serve` under `wrapper`, a program (with its arguments)
-    /// that runs the command given after them (`prlimit --nofile=… --`,
-    /// `faketime -f +3s`), without waiting for it.
-    pub(crate) fn spawn_under(dir: &Path, wrapper: &[&str], envs: &[(&str, &str)]) -> Server {
+    /// that execs the command given after them (`prlimit --nofile=… --`),
+    /// without waiting for it.
+    fn spawn_under(dir: &Path, wrapper: &[&str], envs: &[(&str, &str)]) -> Server {
         let command = jwtd_command(dir, ["serve"]);
         let mut wrapped = Command::new(wrapper[0]);
         wrapped
