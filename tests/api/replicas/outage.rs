@@ -119,7 +119,7 @@ async fn the_database_stopped_under_load_gets_503s_and_everything_recovers_witho
     let cluster = Cluster::private();
     let home = Home::on(&cluster.create_database(), &[]);
     home.add_user("alice", "pw");
-    let servers = [home.serve(), home.serve()];
+    let servers = home.serve_replicas();
     let urls: Vec<String> = servers.iter().map(|s| s.url("")).collect();
     let client = Client::builder()
         .timeout(Duration::from_secs(30))
