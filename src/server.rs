@@ -147,6 +147,9 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
     let mut ticker = tokio::time::interval(KEY_POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush: Option<UnixTime> = None;
+    // Whether the last round failed: a database that stays down is
+    // reported once, not four times a second.
+    let mut failing = false;
     let mut feed = match state.store.change_feed().await {
         Some(Ok(feed)) => Some(feed),
         Some(Err(err)) => {
@@ -167,11 +170,15 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
             keeper.making,
             state.clock.as_ref(),
         );
+        let mut round = RoundLog::default();
         if let Err(err) = schedule.await {
-            tracing::error!(error = %err, "key schedule failed; will retry");
+            round.failed(&err, "key schedule failed; will retry");
         }
         if let Err(err) = reload_keys(&state, &keeper.master, &keeper.making.policy).await {
-            tracing::error!(error = %err, "could not reload signing keys; keeping the current ones");
+            round.failed(
+                &err,
+                "could not reload signing keys; keeping the current ones",
+            );
         }
         match state.store.users_version().await {
             Ok(version) => {
@@ -179,10 +186,9 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
                     tracing::debug!(version, "users changed; account cache emptied");
                 }
             }
-            Err(err) => {
-                tracing::error!(error = %err, "could not check for user changes; will retry")
-            }
+            Err(err) => round.failed(&err, "could not check for user changes; will retry"),
         }
+        failing = round.end(failing);
         let now = state.clock.now();
         if last_flush.is_none_or(|at| now - at >= FLUSH_INTERVAL) {
             last_flush = Some(now);
@@ -193,6 +199,43 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
                 }
             }
         }
+    }
+}
+
+/// The failures of one round of the background work, logged at ERROR
+/// only when the round before succeeded (at debug while they go on).
+#[derive(Default)]
+struct RoundLog {
+    failures: Vec<String>,
+}
+
+impl RoundLog {
+    fn failed(&mut self, err: &dyn std::fmt::Display, what: &'static str) {
+        self.failures.push(format!("{what}: {err}"));
+    }
+
+    /// Logs this round given whether the one before failed; returns
+    /// whether this one did.
+    fn end(self, was_failing: bool) -> bool {
+        match (was_failing, self.failures.is_empty()) {
+            (false, false) => {
+                for failure in &self.failures {
+                    tracing::error!("{failure}");
+                }
+                tracing::error!(
+                    every = ?KEY_POLL_INTERVAL,
+                    "background work keeps being retried; logged again when it succeeds"
+                );
+            }
+            (true, false) => {
+                for failure in &self.failures {
+                    tracing::debug!("{failure}");
+                }
+            }
+            (true, true) => tracing::info!("background work succeeds again"),
+            (false, true) => {}
+        }
+        !self.failures.is_empty()
     }
 }
 

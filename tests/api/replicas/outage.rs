@@ -237,6 +237,15 @@ async fn the_database_stopped_under_load_gets_503s_and_everything_recovers_witho
             !log.iter().any(|line| line.contains("panicked")),
             "{log:#?}"
         );
+        // The outage is reported once by the background work (its first
+        // failing round), not four times a second, and so is the recovery.
+        let errors = log.iter().filter(|line| line.contains("ERROR")).count();
+        assert!((1..=4).contains(&errors), "{errors} ERROR lines: {log:#?}");
+        assert!(
+            log.iter()
+                .any(|line| line.contains("background work succeeds again")),
+            "{log:#?}"
+        );
     }
 }
 
