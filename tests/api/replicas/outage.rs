@@ -151,27 +151,28 @@ async fn the_database_stopped_under_load_gets_503s_and_everything_recovers_witho
         })
         .await;
         assert_unavailable(&login(&client, server).await, "login");
-        let answer = send(
-            client
-                .post(server.url("/api/token/refresh/"))
-                .json(&json!({"refresh": refresh})),
-        )
-        .await;
-        assert_unavailable(&answer, "refresh");
-        let answer = send(
-            client
-                .post(server.url("/api/token/blacklist/"))
-                .json(&json!({"refresh": refresh})),
-        )
-        .await;
-        assert_unavailable(&answer, "blacklist");
-        let answer = send(
-            client
-                .post(server.url("/api/token/logout-all/"))
-                .bearer_auth(&access),
-        )
-        .await;
-        assert_unavailable(&answer, "logout-all");
+        for (what, request) in [
+            (
+                "refresh",
+                client
+                    .post(server.url("/api/token/refresh/"))
+                    .json(&json!({"refresh": refresh})),
+            ),
+            (
+                "blacklist",
+                client
+                    .post(server.url("/api/token/blacklist/"))
+                    .json(&json!({"refresh": refresh})),
+            ),
+            (
+                "logout-all",
+                client
+                    .post(server.url("/api/token/logout-all/"))
+                    .bearer_auth(&access),
+            ),
+        ] {
+            assert_unavailable(&send(request).await, what);
+        }
 
         // Needs none: answered from memory.
         let answer = send(
