@@ -168,37 +168,40 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let open_file_limit = crate::http::raise_open_file_limit()
         .inspect_err(|err| tracing::warn!(error = %err, "could not raise the open-file limit"))
         .ok();
+    let shutdown = shutdown_signal()?;
     let issuer = Issuer::open(config, Arc::new(SystemClock)).await?;
     let listener = issuer.bind().await?;
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
     tracing::info!(%addr, open_file_limit, "jwtd listening");
-    issuer.serve(listener, shutdown_signal()).await;
+    issuer.serve(listener, shutdown).await;
     tracing::info!("jwtd stopped");
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers for SIGINT and SIGTERM now, so a signal that arrives once
+/// "listening" is logged cannot kill the process with the default action;
+/// the returned future completes on the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 #[cfg(test)]
