@@ -16,7 +16,8 @@
 //! rest, the rotation schedule, the in-memory key ring), `tokens` (claims,
 //! issuing, verifying, sessions and refreshes), `users` (accounts,
 //! password hashing, the login throttle), `http` (router, handlers,
-//! extractors, connections and the one error mapping).
+//! extractors, connections and the one error mapping), `health` (whether
+//! the process may take traffic) and `metrics` (Prometheus counters).
 
 #![deny(missing_docs)]
 
@@ -27,9 +28,13 @@ pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+mod health;
+#[cfg(feature = "server")]
 mod http;
 #[cfg(feature = "server")]
 mod keys;
+#[cfg(feature = "server")]
+mod metrics;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -1,10 +1,8 @@
 //! The `jwtd` binary: parse the command line, run it, report errors on one line.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     return_large_allocations_to_the_system();
@@ -46,18 +44,6 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let default_level = match cli.command {
-        jwtd::cli::Command::Serve => "info,sqlx=warn",
-        // Audit events (key_created, logout_all…) are info: keep them.
-        _ => "warn,jwtd=info",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     match jwtd::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err)

@@ -12,10 +12,12 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
+use crate::health::Health;
 use crate::http::{self, AppServices, AppState, ConnectionLimits};
 use crate::keys::lifecycle::{self, KeyMaking};
-use crate::keys::schedule::RotationPolicy;
+use crate::keys::schedule::{RotationPolicy, Step};
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
+use crate::metrics::METRICS;
 use crate::store::{ChangeFeed, Store, StoreError};
 use crate::tokens::{RefreshWriter, TokenService};
 use crate::users::{AccountCache, LoginThrottle, PasswordHasher, ThrottleLimits};
@@ -51,6 +53,25 @@ pub enum StartupError {
 pub struct Issuer {
     state: AppState,
     keys: KeyKeeper,
+}
+
+/// The bound listeners: the API's, and the metrics listener's when
+/// `metrics_bind` is set.
+pub struct Listeners {
+    api: TcpListener,
+    metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// The API's address (the port the system chose for `:0`).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.api.local_addr()
+    }
+
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
 }
 
 /// What the background key task needs.
@@ -99,9 +120,12 @@ impl Issuer {
             accounts: Arc::new(AccountCache::new(store.users_version().await?)),
             config: Arc::new(config),
             refresh_writer: RefreshWriter::start(store.clone()),
+            health: Arc::new(Health::default()),
             store,
             clock,
         });
+        // Everything above read the store.
+        state.health.store_answered();
         Ok(Self {
             state,
             keys: KeyKeeper { master, making },
@@ -113,29 +137,65 @@ impl Issuer {
         &self.state
     }
 
-    /// Binds the configured address.
-    pub async fn bind(&self) -> Result<TcpListener, StartupError> {
-        let addr = self.state.config.bind;
-        TcpListener::bind(addr)
-            .await
-            .map_err(|err| StartupError::Bind {
-                addr,
-                reason: err.to_string(),
-            })
+    /// Binds the configured address, and `metrics_bind` when set.
+    pub async fn bind(&self) -> Result<Listeners, StartupError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|err| StartupError::Bind {
+                    addr,
+                    reason: err.to_string(),
+                })
+        };
+        let api = bind(self.state.config.bind).await?;
+        let metrics = match self.state.config.metrics_bind {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { api, metrics })
     }
 
     /// Serves HTTP on `listener` until `shutdown` completes, keeping the key
-    /// ring current in the background.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    /// ring current in the background. Then, in order: `/readyz` answers
+    /// 503, the listener closes, requests in flight finish (for up to
+    /// `shutdown_timeout`), the background task stops, the refresh writer
+    /// commits what is queued, and the store closes.
+    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let refresher = tokio::spawn(keep_in_step(self.state.clone(), self.keys, stop_rx));
+        let background = tokio::spawn(keep_in_step(self.state.clone(), self.keys, stop_rx));
+        let config = &self.state.config;
         let limits = ConnectionLimits {
-            header_timeout: self.state.config.request_header_timeout,
-            request_timeout: self.state.config.request_timeout,
+            header_timeout: config.request_header_timeout,
+            request_timeout: config.request_timeout,
+            shutdown_timeout: config.shutdown_timeout,
         };
-        http::serve(listener, http::router(self.state.clone()), limits, shutdown).await;
+        let health = Arc::clone(&self.state.health);
+        let shutdown = async move {
+            shutdown.await;
+            health.stop();
+            tracing::info!("shutting down: not ready, no new connections, finishing requests");
+        };
+        let routers = http::routers(self.state.clone());
+        // The metrics listener (with the probes) outlives the API's drain.
+        let (drained_tx, drained_rx) = watch::channel(false);
+        let metrics = match (listeners.metrics, routers.metrics) {
+            (Some(listener), Some(router)) => {
+                let mut drained = drained_rx;
+                let done = async move {
+                    let _ = drained.wait_for(|drained| *drained).await;
+                };
+                Some(tokio::spawn(http::serve(listener, router, limits, done)))
+            }
+            _ => None,
+        };
+        http::serve(listeners.api, routers.api, limits, shutdown).await;
+        let _ = drained_tx.send(true);
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         let _ = stop_tx.send(true);
-        let _ = refresher.await;
+        let _ = background.await;
+        self.state.refresh_writer.finish().await;
         self.state.store.close().await;
     }
 }
@@ -164,6 +224,24 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
             _ = next_change(&mut feed) => {}
             _ = stop.changed() => return,
         }
+        // A round that waits on a locked or unreachable database must not
+        // hold up shutdown; dropping it rolls back what it began.
+        tokio::select! {
+            () = keep_in_step_once(&state, &keeper, &mut failing, &mut last_flush) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One round of [`keep_in_step`]; `failing` says whether the round before
+/// failed, and becomes whether this one did.
+async fn keep_in_step_once(
+    state: &AppState,
+    keeper: &KeyKeeper,
+    failing: &mut bool,
+    last_flush: &mut Option<UnixTime>,
+) {
+    {
         let schedule = lifecycle::run_schedule(
             &state.store,
             &keeper.master,
@@ -171,10 +249,23 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
             state.clock.as_ref(),
         );
         let mut round = RoundLog::default();
-        if let Err(err) = schedule.await {
-            round.failed(&err, "key schedule failed; will retry");
+        match schedule.await {
+            Ok(steps) => {
+                for step in steps {
+                    if matches!(
+                        step,
+                        Step::Activate {
+                            previous: Some(_),
+                            ..
+                        }
+                    ) {
+                        METRICS.key_rotated();
+                    }
+                }
+            }
+            Err(err) => round.failed(&err, "key schedule failed; will retry"),
         }
-        if let Err(err) = reload_keys(&state, &keeper.master, &keeper.making.policy).await {
+        if let Err(err) = reload_keys(state, &keeper.master, &keeper.making.policy).await {
             round.failed(
                 &err,
                 "could not reload signing keys; keeping the current ones",
@@ -188,10 +279,13 @@ async fn keep_in_step(state: AppState, keeper: KeyKeeper, mut stop: watch::Recei
             }
             Err(err) => round.failed(&err, "could not check for user changes; will retry"),
         }
-        failing = round.end(failing);
+        if round.failures.is_empty() {
+            state.health.store_answered();
+        }
+        *failing = round.end(*failing);
         let now = state.clock.now();
         if last_flush.is_none_or(|at| now - at >= FLUSH_INTERVAL) {
-            last_flush = Some(now);
+            *last_flush = Some(now);
             match state.store.flush_expired(now).await {
                 Ok(count) => tracing::info!(event = "flush_expired", tokens = count),
                 Err(err) => {

@@ -22,7 +22,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::server::Issuer;
 use crate::store::{Location, Store, redacted};
 
@@ -96,6 +96,7 @@ fn write_line(line: fmt::Arguments<'_>) -> anyhow::Result<()> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
+    start_logging(&cli.command, config.log_format);
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Token { action } => token::run(action, &config).await,
@@ -107,6 +108,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             result
         }
+    }
+}
+
+/// Sends log lines to stderr in `format`, at the level `RUST_LOG` gives or
+/// else the command's own: `serve` logs at info, other commands only their
+/// warnings and audit events (`key_created`, `logout_all`, … are info).
+fn start_logging(command: &Command, format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let default_level = match command {
+        Command::Serve => "info,sqlx=warn",
+        _ => "warn,jwtd=info",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let lines = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => lines.json().flatten_event(true).init(),
     }
 }
 
@@ -174,7 +196,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
-    tracing::info!(%addr, open_file_limit, "jwtd listening");
+    match listener.metrics_addr() {
+        Some(metrics) => {
+            tracing::info!(%addr, %metrics, open_file_limit, "jwtd listening")
+        }
+        None => tracing::info!(%addr, open_file_limit, "jwtd listening"),
+    }
     issuer.serve(listener, shutdown).await;
     tracing::info!("jwtd stopped");
     Ok(())

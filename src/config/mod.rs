@@ -172,6 +172,22 @@ pub struct Config {
     pub request_header_timeout: Duration,
     /// How long a request's body may take to arrive once its head has.
     pub request_timeout: Duration,
+    /// Where `GET /metrics` is served; never on `bind`. `None`: no metrics.
+    pub metrics_bind: Option<SocketAddr>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// How long requests in flight may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines with `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 impl Default for Config {
@@ -207,6 +223,9 @@ impl Default for Config {
             password_hash: HashCost::default(),
             request_header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            metrics_bind: None,
+            log_format: LogFormat::Text,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -346,6 +365,22 @@ impl Config {
                 self.request_header_timeout = positive(value).map_err(bad)?
             }
             "request_timeout" => self.request_timeout = positive(value).map_err(bad)?,
+            "metrics_bind" => {
+                self.metrics_bind = match optional(value) {
+                    None => None,
+                    Some(addr) => Some(addr.parse().map_err(|_| {
+                        bad(format!("`{value}` is not an address like 127.0.0.1:9100"))
+                    })?),
+                }
+            }
+            "log_format" => {
+                self.log_format = match value.trim() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => return Err(bad(format!("`{value}` is not text or json"))),
+                }
+            }
+            "shutdown_timeout" => self.shutdown_timeout = positive(value).map_err(bad)?,
             "login_failures_per_account" => {
                 self.login_failures_per_account = count(value).map_err(bad)?
             }
@@ -376,6 +411,15 @@ impl Config {
                     "{} is longer than key_prepublish ({}): partners could miss a new key",
                     format_duration(self.jwks_max_age),
                     format_duration(self.key_prepublish)
+                ),
+            ));
+        }
+        if self.metrics_bind == Some(self.bind) {
+            return Err(bad(
+                "metrics_bind",
+                format!(
+                    "{} is also `bind`: metrics are served apart from the API",
+                    self.bind
                 ),
             ));
         }

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -47,6 +48,8 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// From the end of a request head to the end of its body.
     pub request_timeout: Duration,
+    /// From the shutdown signal to the end of the last request in flight.
+    pub shutdown_timeout: Duration,
 }
 
 /// What the connection knows of a request: a request extension set by
@@ -61,7 +64,7 @@ pub struct Arrival {
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish, closes idle connections and returns once
-/// every connection is closed.
+/// every connection is closed, or the shutdown timeout has passed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -73,23 +76,24 @@ pub async fn serve(
     let (stopping, stop) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     let mut last_report: Option<Instant> = None;
+    let spawn_connection = |stream: TcpStream, peer: SocketAddr| {
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            limits,
+            peer,
+            stop: stop.clone(),
+            _open: OpenConnection::new(&open),
+        };
+        tokio::spawn(connection.run(stream));
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let connection = Connection {
-                    builder: builder.clone(),
-                    router: router.clone(),
-                    limits,
-                    peer,
-                    stop: stop.clone(),
-                    _open: OpenConnection::new(&open),
-                };
-                tokio::spawn(connection.run(stream));
-            }
+            Ok((stream, peer)) => spawn_connection(stream, peer),
             Err(err) if is_connection_error(&err) => {}
             Err(err) => {
                 // Out of descriptors (or memory): the pending connection
@@ -110,9 +114,31 @@ pub async fn serve(
             }
         }
     }
+    // Connections the kernel completed before the signal are served, not
+    // reset with the listener.
+    while let Some((stream, peer)) = already_accepted(&listener).await {
+        spawn_connection(stream, peer);
+    }
     drop(listener);
     let _ = stopping.send(true);
-    open.all_closed().await;
+    if tokio::time::timeout(limits.shutdown_timeout, open.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open_connections = open.count(),
+            "requests still in flight at shutdown_timeout; closing their connections"
+        );
+    }
+}
+
+/// A connection waiting in the listener's queue, without waiting for one.
+async fn already_accepted(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+        Poll::Ready(Ok(accepted)) => Poll::Ready(Some(accepted)),
+        _ => Poll::Ready(None),
+    })
+    .await
 }
 
 /// Errors that concern one connection that is already gone, not the

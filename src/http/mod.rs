@@ -4,16 +4,19 @@ mod auth;
 mod body;
 mod client;
 mod connections;
+mod discovery;
 mod error;
 mod jwks;
 mod me;
+mod observe;
 mod token_views;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::Method;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 
 pub use auth::Authenticated;
@@ -24,6 +27,7 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::health::{self, Health};
 use crate::keys::{KeyRing, KeySet};
 use crate::store::Store;
 use crate::tokens::refresh::RefreshPolicy;
@@ -72,6 +76,8 @@ pub struct AppServices {
     pub accounts: Arc<AccountCache>,
     /// Writes refreshes, many per transaction.
     pub refresh_writer: RefreshWriter,
+    /// Whether this process may take traffic.
+    pub health: Arc<Health>,
 }
 
 impl AppServices {
@@ -88,8 +94,18 @@ impl AppServices {
     }
 }
 
-/// The full router with its state.
-pub fn router(state: AppState) -> Router {
+/// The routers of a process: the API's on `bind`, and, when
+/// `metrics_bind` is set, the metrics listener's.
+pub struct Routers {
+    /// Every endpoint of SPEC §3 and §8, under both path spellings.
+    pub api: Router,
+    /// `/metrics` and the probes; `None` when metrics are off.
+    pub metrics: Option<Router>,
+}
+
+/// The routers with their state. With metrics on, every API request is
+/// counted and timed; with them off, nothing is added to the request path.
+pub fn routers(state: AppState) -> Routers {
     let routes = [
         ("/api/token/", post(token_views::obtain_pair)),
         ("/api/token/refresh/", post(token_views::refresh)),
@@ -106,8 +122,15 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/jwks.json",
             get(jwks::jwks).options(jwks::preflight),
         ),
-        ("/healthz", get(healthz)),
+        (
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        ),
+        ("/healthz", get(livez)),
+        ("/livez", get(livez)),
+        ("/readyz", get(readyz)),
     ];
+    let templates: Vec<&'static str> = routes.iter().map(|(path, _)| *path).collect();
     let mut router = Router::new();
     for (path, handler) in routes {
         let handler: MethodRouter<AppState> = handler.fallback(method_not_allowed);
@@ -119,14 +142,46 @@ pub fn router(state: AppState) -> Router {
             .route(path, handler.clone())
             .route(&other_form, handler);
     }
-    router
+    let api = router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state.clone());
+    if state.config.metrics_bind.is_none() {
+        return Routers { api, metrics: None };
+    }
+    let http = Arc::new(observe::HttpMetrics::new(&templates));
+    Routers {
+        api: api.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&http),
+            observe::observe,
+        )),
+        metrics: Some(observe::metrics_router(state, http)),
+    }
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
+/// `GET /livez` and `/healthz`: the process serves; no database check.
+async fn livez() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when this process may take traffic, else 503 with
+/// the reason on one line.
+async fn readyz(State(app): State<AppState>) -> Response {
+    let signer_loaded = app.keys.current().signer_at(app.clock.now()).is_some();
+    let verdict = health::readiness(
+        app.health.store_silent_for(),
+        signer_loaded,
+        app.health.stopping(),
+    );
+    let (status, body) = match verdict {
+        Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not ready", "reason": reason.to_string()}),
+        ),
+    };
+    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+    (status, no_store, axum::Json(body)).into_response()
 }
 
 async fn not_found() -> ApiError {

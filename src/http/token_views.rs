@@ -14,6 +14,7 @@ use super::body::{Fields, Trim};
 use super::{ApiError, AppState, Authenticated, ClientAddress};
 use crate::clock::UnixTime;
 use crate::keys::KeySet;
+use crate::metrics::{self, Login, METRICS};
 use crate::store::User;
 use crate::tokens::{Claims, Expect, TokenType};
 use crate::users::{self, ForLog, Password};
@@ -35,7 +36,8 @@ pub async fn obtain_pair(
 /// a new refresh token when `rotate_refresh_tokens` is on.
 pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Tokens, ApiError> {
     let Presented { claims, keys, now } =
-        presented(&app, &fields, "refresh", Expect::Type(TokenType::Refresh))?;
+        presented(&app, &fields, "refresh", Expect::Type(TokenType::Refresh))
+            .inspect_err(|_| METRICS.refresh(metrics::Refresh::Invalid))?;
     let refreshed = app.sessions(&keys).refresh(&claims, now).await?;
     let mut body = Map::new();
     body.insert("access".into(), refreshed.access.into());
@@ -160,6 +162,7 @@ async fn authenticate(
     let name = username.as_deref();
     if let Some(throttled) = app.throttle.check(name, address, now).await? {
         tracing::warn!(event = "login_throttled", username = ?ForLog(&raw), ?address);
+        METRICS.login(Login::Throttled);
         return Err(ApiError::Throttled(throttled));
     }
     let user = match name {
@@ -172,11 +175,13 @@ async fn authenticate(
         (Some(user), Some(name)) => {
             app.throttle.record_success(name, address).await?;
             tracing::info!(event = "login_succeeded", user_id = user.id, username = ?ForLog(name));
+            METRICS.login(Login::Success);
             Ok(user)
         }
         _ => {
             app.throttle.record_failure(name, address, now).await?;
             tracing::info!(event = "login_failed", username = ?ForLog(&raw), ?address);
+            METRICS.login(Login::BadCredentials);
             Err(ApiError::BadCredentials)
         }
     }

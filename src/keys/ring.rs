@@ -142,6 +142,24 @@ pub struct KeySet {
     /// When the published set next changes on schedule; bounds the JWKS
     /// `max-age`.
     pub next_change: Option<UnixTime>,
+    /// How many published keys are in each state, and since when.
+    census: KeyCensus,
+}
+
+/// The published keys by state, for metrics (read through
+/// [`KeySet::census`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCensus {
+    /// Published keys not yet signing.
+    pub next: usize,
+    /// Signing keys (one, once the first key exists).
+    pub active: usize,
+    /// Keys no longer signing, published until their tokens expire.
+    pub retiring: usize,
+    /// When the key signing now started signing.
+    pub signing_since: Option<UnixTime>,
+    /// When the next key (if any) was published.
+    pub next_published_at: Option<UnixTime>,
 }
 
 impl KeySet {
@@ -195,6 +213,19 @@ impl KeySet {
             verifiers,
             jwks: jwks_document(&published),
             next_change: next_published_change(keys, policy),
+            census: KeyCensus {
+                next: published
+                    .iter()
+                    .filter(|k| k.state == KeyState::Next)
+                    .count(),
+                active: usize::from(active.is_some()),
+                retiring: published
+                    .iter()
+                    .filter(|k| k.state == KeyState::Retiring)
+                    .count(),
+                signing_since: active.and_then(|k| k.activated_at),
+                next_published_at: next.map(|k| k.created_at),
+            },
         })
     }
 
@@ -220,6 +251,30 @@ impl KeySet {
             (Some(next), Some(at)) if now >= at => Some(next),
             _ => self.signer.as_ref(),
         }
+    }
+
+    /// The published keys by state at `now`: after a scheduled handover
+    /// this process has not yet seen recorded, the next key counts as
+    /// active and the active one as retiring.
+    pub fn census(&self, now: UnixTime) -> KeyCensus {
+        match (&self.next_signer, self.handover_at) {
+            (Some(_), Some(at)) if now >= at => KeyCensus {
+                next: self.census.next.saturating_sub(1),
+                retiring: self.census.retiring + self.census.active,
+                signing_since: Some(at),
+                next_published_at: None,
+                ..self.census
+            },
+            _ => self.census,
+        }
+    }
+
+    /// The algorithms of the published keys.
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algorithms: Vec<Algorithm> = self.verifiers.values().map(|key| key.alg).collect();
+        algorithms.sort_by_key(|alg| alg.as_str());
+        algorithms.dedup();
+        algorithms
     }
 
     /// The verifier for a published `kid`.

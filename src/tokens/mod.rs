@@ -12,6 +12,7 @@ mod verify;
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Instant;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
@@ -22,7 +23,8 @@ pub use sessions::{SessionError, Sessions};
 
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
-use crate::keys::{KeyError, KeySet};
+use crate::keys::{KeyError, KeySet, SigningKey};
+use crate::metrics::{Issued, METRICS, Verification};
 
 /// The kinds of token jwtd issues (the `token_type` claim).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +147,7 @@ impl TokenService {
             refresh_exp: (token_type == TokenType::Sliding)
                 .then(|| now.saturating_add(self.sliding_refresh_lifetime)),
         };
-        let token = signer.sign(&self.rules.to_json(&claims))?;
+        let token = signed(signer, token_type, &self.rules.to_json(&claims))?;
         Ok((token, claims))
     }
 
@@ -163,7 +165,11 @@ impl TokenService {
             iat: now,
             ..claims.clone()
         };
-        Ok(signer.sign(&self.rules.to_json(&renewed))?)
+        Ok(signed(
+            signer,
+            TokenType::Sliding,
+            &self.rules.to_json(&renewed),
+        )?)
     }
 
     /// Verifies `token` at time `now`: signature under the algorithm of the
@@ -193,6 +199,22 @@ impl TokenService {
         expect: Expect,
         now: UnixTime,
     ) -> Result<Claims, TokenError> {
+        let result = self.verify_cached_uncounted(keys, token, expect, now);
+        METRICS.verification(match &result {
+            Ok(_) => Verification::Valid,
+            Err(TokenError::Expired) => Verification::Expired,
+            Err(_) => Verification::Invalid,
+        });
+        result
+    }
+
+    fn verify_cached_uncounted(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        expect: Expect,
+        now: UnixTime,
+    ) -> Result<Claims, TokenError> {
         // Only access tokens are kept, so a hit is of an expected type.
         if !expect.accepts(TokenType::Access) {
             return self.verify(keys, token, expect, now);
@@ -207,6 +229,19 @@ impl TokenService {
         }
         Ok(verified.claims)
     }
+}
+
+/// `payload` signed by `signer`, counted and timed.
+fn signed(signer: &SigningKey, token_type: TokenType, payload: &[u8]) -> Result<String, KeyError> {
+    let started = Instant::now();
+    let token = signer.sign(payload)?;
+    let kind = match token_type {
+        TokenType::Access => Issued::Access,
+        TokenType::Refresh => Issued::Refresh,
+        TokenType::Sliding => Issued::Sliding,
+    };
+    METRICS.issued(kind, signer.alg(), started.elapsed());
+    Ok(token)
 }
 
 /// A fresh token id: 32 lowercase hex characters. The first 5 bytes are

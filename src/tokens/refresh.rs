@@ -25,13 +25,16 @@
 //!    refresh cannot fail the others.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use super::sessions::{Refreshed, SessionError, Sessions};
 use super::{Claims, Invalid, TokenError, TokenType};
 use crate::clock::{UnixTime, seconds};
 use crate::config::Config;
+use crate::metrics::{self, METRICS};
 use crate::store::{
     BatchWrites, RefreshConnection, RotatedToken, Store, StoreError, TokenRecord,
     pause_before_retry,
@@ -196,17 +199,35 @@ pub struct RefreshJob {
 #[derive(Debug, Clone)]
 pub struct RefreshWriter {
     jobs: mpsc::Sender<(RefreshJob, Reply)>,
+    /// Set by [`RefreshWriter::finish`]: take no more jobs.
+    closing: Arc<watch::Sender<bool>>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 type Reply = oneshot::Sender<Result<(), SessionError>>;
 
 impl RefreshWriter {
     /// Starts the writer task on the current Tokio runtime. It stops when
-    /// the last clone of the writer is dropped.
+    /// the last clone of the writer is dropped, or at [`finish`](Self::finish).
     pub fn start(store: Store) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store.refresh_connection(), queue));
-        Self { jobs }
+        let (closing, closed) = watch::channel(false);
+        let task = tokio::spawn(write_batches(store.refresh_connection(), queue, closed));
+        Self {
+            jobs,
+            closing: Arc::new(closing),
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// Refuses new jobs, commits every queued one and waits for the writer
+    /// task to end.
+    pub async fn finish(&self) {
+        let _ = self.closing.send(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     /// Applies `job` and waits until it is durable (or refused).
@@ -221,9 +242,25 @@ impl RefreshWriter {
 async fn write_batches(
     mut connection: RefreshConnection,
     mut queue: mpsc::Receiver<(RefreshJob, Reply)>,
+    mut closing: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = tokio::select! {
+            received = queue.recv_many(&mut batch, MAX_BATCH) => Some(received),
+            // Queued jobs are still received after `close`, until none is left.
+            _ = closing.wait_for(|closing| *closing) => None,
+        };
+        let received = match received {
+            Some(received) => received,
+            None => {
+                queue.close();
+                queue.recv_many(&mut batch, MAX_BATCH).await
+            }
+        };
+        if received == 0 {
+            return;
+        }
         let jobs: Vec<&RefreshJob> = batch.iter().map(|(job, _)| job).collect();
         let started = std::time::Instant::now();
         let committed = commit_retrying(&mut connection, &jobs).await;
@@ -386,7 +423,16 @@ fn rotate(
 /// The requester's answer once the batch committed, with the audit events
 /// of a reuse.
 fn answer(job: &RefreshJob, committed: Result<Decision, StoreError>) -> Result<(), SessionError> {
-    match committed? {
+    let decision = committed?;
+    METRICS.refresh(match &decision {
+        Decision::AccessOnly => metrics::Refresh::AccessOnly,
+        Decision::Rotate => metrics::Refresh::Rotated,
+        Decision::Retry { .. } => metrics::Refresh::Grace,
+        Decision::RevokeFamily(_) => metrics::Refresh::ReuseDetected,
+        Decision::Refuse(TokenError::Blacklisted) => metrics::Refresh::Blacklisted,
+        Decision::Refuse(_) | Decision::InactiveUser => metrics::Refresh::Invalid,
+    });
+    match decision {
         Decision::AccessOnly | Decision::Rotate | Decision::Retry { .. } => Ok(()),
         Decision::Refuse(err) => Err(err.into()),
         Decision::InactiveUser => Err(SessionError::NoActiveAccount),
