@@ -414,7 +414,7 @@ impl Config {
                 ),
             ));
         }
-        if self.metrics_bind == Some(self.bind) {
+        if self.metrics_bind == Some(self.bind) && self.bind.port() != 0 {
             return Err(bad(
                 "metrics_bind",
                 format!(

@@ -18,7 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -193,6 +193,7 @@ impl Connection {
         let watchdog = tokio::time::sleep(limits.header_timeout);
         let mut watchdog = pin!(watchdog);
         let mut stopping = false;
+        let mut closing = false;
         loop {
             tokio::select! {
                 // Errors here are the client's (a reset, a bad head that
@@ -200,8 +201,17 @@ impl Connection {
                 _ = connection.as_mut() => return,
                 // The request in flight finishes, an idle connection closes;
                 // the watchdog still ends one that never sends its head.
+                // A connection accepted just before the signal has not sent
+                // its first request yet: that request is answered first.
                 _ = stop.wait_for(|stop| *stop), if !stopping => {
                     stopping = true;
+                    if activity.used() {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+                () = activity.first_request.notified(), if stopping && !closing => {
+                    closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
                 () = watchdog.as_mut() => {
@@ -222,6 +232,10 @@ impl Connection {
 /// When a connection's requests started and ended, for its watchdog.
 struct Activity {
     opened: Instant,
+    /// Whether a request has started on this connection.
+    used: AtomicBool,
+    /// Signalled when the first request starts.
+    first_request: Notify,
     /// Requests being answered (HTTP/1.1: at most one).
     busy: AtomicUsize,
     /// When the connection last became idle, in milliseconds after `opened`.
@@ -232,6 +246,8 @@ impl Activity {
     fn new() -> Self {
         Self {
             opened: Instant::now(),
+            used: AtomicBool::new(false),
+            first_request: Notify::new(),
             busy: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
         }
@@ -240,7 +256,15 @@ impl Activity {
     /// A request's head has arrived; returns the time.
     fn started(&self) -> Instant {
         self.busy.fetch_add(1, Ordering::Relaxed);
+        if !self.used.swap(true, Ordering::AcqRel) {
+            self.first_request.notify_one();
+        }
         Instant::now()
+    }
+
+    /// Whether a request has started on this connection.
+    fn used(&self) -> bool {
+        self.used.load(Ordering::Acquire)
     }
 
     /// Its response is ready.

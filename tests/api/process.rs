@@ -25,7 +25,7 @@ const STOP_DEADLINE: Duration = Duration::from_secs(15);
 
 pub(crate) const SIGINT: i32 = 2;
 const SIGKILL: i32 = 9;
-const SIGTERM: i32 = 15;
+pub(crate) const SIGTERM: i32 = 15;
 
 // --- one-shot commands ----------------------------------------------------------
 
@@ -333,13 +333,10 @@ impl Server {
     pub(crate) fn wait_listening(&mut self, deadline: Duration) -> Result<String, String> {
         let started = Instant::now();
         loop {
-            let found = self.log().iter().find_map(|line| {
-                line.contains("jwtd listening").then(|| {
-                    line.split_whitespace()
-                        .find_map(|word| word.strip_prefix("addr="))
-                        .map(str::to_owned)
-                })
-            });
+            let found = self
+                .log()
+                .iter()
+                .find_map(|line| line.contains("jwtd listening").then(|| field(line, "addr")));
             if let Some(addr) = found {
                 let addr = addr.ok_or_else(|| "no addr= in the listening line".to_owned())?;
                 self.addr = Some(addr.clone());
@@ -353,6 +350,18 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `http://METRICS_ADDR{path}`: the `metrics_bind` listener, as the
+    /// "listening" line gives it.
+    pub(crate) fn metrics_url(&self, path: &str) -> String {
+        let log = self.log();
+        let line = log
+            .iter()
+            .find(|line| line.contains("jwtd listening"))
+            .expect("the server listens");
+        let addr = field(line, "metrics").expect("metrics_bind is set");
+        format!("http://{addr}{path}")
     }
 
     /// The address it listens on.
@@ -518,6 +527,18 @@ fn strip_ansi(line: &str) -> String {
 
 /// How many `jwtd serve` processes the replica tests run on one database.
 pub(crate) const REPLICAS: usize = 3;
+
+/// The value of field `name` in a log line, text (`name=value`) or JSON
+/// (`"name":"value"`).
+fn field(line: &str, name: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let value: Value = serde_json::from_str(line).ok()?;
+        return value[name].as_str().map(str::to_owned);
+    }
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
 
 /// A temporary jwtd home: a directory holding the database and master key
 /// (`jwtd.db` and `master.key`, passed as absolute paths through `JWTD_*`
