@@ -227,10 +227,14 @@ impl Metrics {
         }
     }
 
-    /// A token was signed with `alg`, taking `took`.
-    pub fn issued(&self, kind: Issued, alg: Algorithm, took: Duration) {
-        self.issued[kind as usize][algorithm_index(alg)].fetch_add(1, Ordering::Relaxed);
+    /// A token was signed, taking `took` (whether or not it is handed out).
+    pub fn signed(&self, took: Duration) {
         self.sign_duration.observe(took);
+    }
+
+    /// A token signed with `alg` was handed out.
+    pub fn issued(&self, kind: Issued, alg: Algorithm) {
+        self.issued[kind as usize][algorithm_index(alg)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A login ended with `outcome`.
@@ -255,7 +259,12 @@ impl Metrics {
 
     /// Appends the counters, in the text format, to `out`.
     pub fn render(&self, out: &mut String) {
-        family(out, "jwtd_tokens_issued_total", "counter", "Tokens signed.");
+        family(
+            out,
+            "jwtd_tokens_issued_total",
+            "counter",
+            "Tokens handed out, by type and algorithm.",
+        );
         for kind in Issued::ALL {
             for alg in ALGORITHMS {
                 let count =
@@ -309,7 +318,7 @@ impl Metrics {
             out,
             "jwtd_sign_duration_seconds",
             "histogram",
-            "Time to sign one token.",
+            "Time to sign one token (refused refreshes sign too).",
         );
         self.sign_duration
             .render(out, "jwtd_sign_duration_seconds", "");

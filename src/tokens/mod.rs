@@ -147,7 +147,7 @@ impl TokenService {
             refresh_exp: (token_type == TokenType::Sliding)
                 .then(|| now.saturating_add(self.sliding_refresh_lifetime)),
         };
-        let token = signed(signer, token_type, &self.rules.to_json(&claims))?;
+        let token = signed(signer, &self.rules.to_json(&claims))?;
         Ok((token, claims))
     }
 
@@ -165,11 +165,7 @@ impl TokenService {
             iat: now,
             ..claims.clone()
         };
-        Ok(signed(
-            signer,
-            TokenType::Sliding,
-            &self.rules.to_json(&renewed),
-        )?)
+        Ok(signed(signer, &self.rules.to_json(&renewed))?)
     }
 
     /// Verifies `token` at time `now`: signature under the algorithm of the
@@ -231,17 +227,27 @@ impl TokenService {
     }
 }
 
-/// `payload` signed by `signer`, counted and timed.
-fn signed(signer: &SigningKey, token_type: TokenType, payload: &[u8]) -> Result<String, KeyError> {
+/// `payload` signed by `signer`, timed.
+fn signed(signer: &SigningKey, payload: &[u8]) -> Result<String, KeyError> {
     let started = Instant::now();
     let token = signer.sign(payload)?;
-    let kind = match token_type {
-        TokenType::Access => Issued::Access,
-        TokenType::Refresh => Issued::Refresh,
-        TokenType::Sliding => Issued::Sliding,
-    };
-    METRICS.issued(kind, signer.alg(), started.elapsed());
+    METRICS.signed(started.elapsed());
     Ok(token)
+}
+
+/// Counts `token_types`, signed from `keys` at `now`, as handed out.
+pub fn count_issued(keys: &KeySet, now: UnixTime, token_types: &[TokenType]) {
+    let Some(signer) = keys.signer_at(now) else {
+        return;
+    };
+    for token_type in token_types {
+        let kind = match token_type {
+            TokenType::Access => Issued::Access,
+            TokenType::Refresh => Issued::Refresh,
+            TokenType::Sliding => Issued::Sliding,
+        };
+        METRICS.issued(kind, signer.alg());
+    }
 }
 
 /// A fresh token id: 32 lowercase hex characters. The first 5 bytes are

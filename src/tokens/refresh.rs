@@ -166,6 +166,11 @@ impl Sessions<'_> {
             now,
         };
         self.writer.apply(job).await?;
+        let handed_out: &[TokenType] = match rotated {
+            Some(_) => &[TokenType::Access, TokenType::Refresh],
+            None => &[TokenType::Access],
+        };
+        super::count_issued(self.keys, now, handed_out);
         Ok(Refreshed {
             access,
             refresh: rotated.map(|(token, _)| token),

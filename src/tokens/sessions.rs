@@ -77,6 +77,7 @@ impl Sessions<'_> {
                 self.update_last_login,
             )
             .await?;
+        super::count_issued(self.keys, now, &[TokenType::Access, TokenType::Refresh]);
         Ok((access, refresh))
     }
 
@@ -92,6 +93,7 @@ impl Sessions<'_> {
                 self.update_last_login,
             )
             .await?;
+        super::count_issued(self.keys, now, &[TokenType::Sliding]);
         Ok(token)
     }
 
@@ -121,7 +123,9 @@ impl Sessions<'_> {
         {
             return Err(SessionError::NoActiveAccount);
         }
-        Ok(self.tokens.reissue_sliding(self.keys, claims, now)?)
+        let token = self.tokens.reissue_sliding(self.keys, claims, now)?;
+        super::count_issued(self.keys, now, &[TokenType::Sliding]);
+        Ok(token)
     }
 
     /// Refuses a refresh or sliding token that is blacklisted, in a revoked

@@ -10,7 +10,15 @@
 #   - keys/README.md's snippets for both (exported jwks.json and <kid>.pem);
 #   - examples/partner (GET /hello with and without the token);
 #   - `jwtd token verify --jwks URL`;
-# and checks that every one of them refuses a tampered token.
+# and checks that every one of them refuses a tampered token. Then, for
+# each algorithm, a jwtd with `issuer`, `metrics_bind`, JSON logs and a
+# rotation every 4 s:
+#   - openid-client discovers it and jose verifies its tokens with the
+#     discovered keys and algorithms;
+#   - Python's prometheus_client parses /metrics before and after a login,
+#     a failed login, a refresh, a reuse and a rotation, and checks what
+#     moved and that no request made a label;
+#   - every stderr line is a JSON object with the audit events' `event`.
 #
 # Usage: tests/interop/run.sh            (debug build)
 #        INTEROP_PROFILE=release tests/interop/run.sh
@@ -29,7 +37,9 @@ if [[ -z ${INTEROP_BOUNDED:-} ]]; then
 fi
 
 PYJWT_VERSION=2.15.1
+PROMETHEUS_CLIENT_VERSION=0.26.0
 JOSE_VERSION=$(sed -n 's/.*"jose": *"\([^"]*\)".*/\1/p' "$HERE/package.json")
+OPENID_CLIENT_VERSION=$(sed -n 's/.*"openid-client": *"\([^"]*\)".*/\1/p' "$HERE/package.json")
 PROFILE=${INTEROP_PROFILE:-debug}
 VENV=${INTEROP_VENV:-$HERE/.venv}
 PASSWORD='correct horse'
@@ -102,16 +112,20 @@ PARTNER=$TARGET/$PROFILE/examples/partner
 [[ -x $JWTD && -x $PARTNER ]] || die "no $JWTD or $PARTNER after the build"
 
 echo "== PyJWT $PYJWT_VERSION in $VENV"
-if ! "$VENV/bin/python" -c "import jwt, cryptography, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "
+import jwt, cryptography, sys
+from importlib.metadata import version
+sys.exit(jwt.__version__ != '$PYJWT_VERSION' or version('prometheus_client') != '$PROMETHEUS_CLIENT_VERSION')" 2>/dev/null; then
     timeout 120 python3 -m venv "$VENV" || die "python3 -m venv failed"
     timeout 600 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "pyjwt[crypto]==$PYJWT_VERSION" || die "pip install pyjwt[crypto] failed"
+        "pyjwt[crypto]==$PYJWT_VERSION" "prometheus_client==$PROMETHEUS_CLIENT_VERSION" ||
+        die "pip install pyjwt[crypto] prometheus_client failed"
 fi
 PYTHON=$VENV/bin/python
 
-echo "== jose $JOSE_VERSION in $HERE/node_modules"
-installed_jose=$(node -p "require('$HERE/node_modules/jose/package.json').version" 2>/dev/null || true)
-if [[ $installed_jose != "$JOSE_VERSION" ]]; then
+echo "== jose $JOSE_VERSION and openid-client $OPENID_CLIENT_VERSION in $HERE/node_modules"
+installed=$(node -p "require('$HERE/node_modules/jose/package.json').version + ' ' + require('$HERE/node_modules/openid-client/package.json').version" 2>/dev/null || true)
+if [[ $installed != "$JOSE_VERSION $OPENID_CLIENT_VERSION" ]]; then
     (cd "$HERE" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
 fi
 
@@ -255,8 +269,93 @@ interop() {
     wait "$partner_pid" "$jwtd_pid" 2>/dev/null || true
 }
 
+# A free loopback port (the issuer URL must name it before jwtd starts).
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- Operations: discovery, metrics, JSON logs ---------------------------------
+
+operations() {
+    local alg=$1 dir=$WORK/ops-$1
+    mkdir -p "$dir"
+    local port metrics_port
+    port=$(free_port)
+    metrics_port=$(free_port)
+    local base=http://127.0.0.1:$port metrics=http://127.0.0.1:$metrics_port/metrics
+    echo "== $alg: jwtd serve with issuer $base, metrics_bind, JSON logs, a rotation every 4 s"
+    local settings=(JWTD_ALGORITHM="$alg" JWTD_BIND=127.0.0.1:$port JWTD_ISSUER="$base"
+        JWTD_METRICS_BIND=127.0.0.1:$metrics_port JWTD_LOG_FORMAT=json
+        JWTD_KEY_ROTATION_INTERVAL=4s JWTD_KEY_PREPUBLISH=1s JWTD_JWKS_MAX_AGE=1s)
+    (cd "$dir" && exec env "${settings[@]}" "$JWTD" serve) >"$dir/serve.out" 2>"$dir/serve.log" &
+    local jwtd_pid=$!
+    PIDS+=("$jwtd_pid")
+    wait_for_line "$dir/serve.log" 'jwtd listening' "$jwtd_pid" 30 >/dev/null ||
+        die "$alg: jwtd serve did not start"
+    (cd "$dir" && printf '%s\n' "$PASSWORD" |
+        env "${settings[@]}" timeout 60 "$JWTD" users add alice --password-stdin) >/dev/null ||
+        die "$alg: users add failed"
+
+    curl -sS --max-time 10 "$metrics" >"$dir/before.prom" || die "$alg: scraping $metrics failed"
+    local pair access refresh tampered second
+    pair=$(curl -sS --fail-with-body --max-time 20 -X POST "$base/api/token/" \
+        -H 'Content-Type: application/json' \
+        -d "{\"username\": \"alice\", \"password\": \"$PASSWORD\"}") || die "$alg: login failed: $pair"
+    access=$(json_get access <<<"$pair")
+    refresh=$(json_get refresh <<<"$pair")
+    tampered=$(tamper "$access")
+    curl -sS --max-time 20 -o /dev/null -X POST "$base/api/token/" -d username=alice -d password=wrong
+    second=$(curl -sS --fail-with-body --max-time 20 -X POST "$base/api/token/refresh/" \
+        -d "refresh=$refresh") || die "$alg: refresh failed: $second"
+    # The refreshed-away token again: a reuse.
+    curl -sS --max-time 20 -o /dev/null -X POST "$base/api/token/refresh/" -d "refresh=$refresh"
+    curl -sS --max-time 10 -o /dev/null --path-as-is "$base/../x?%00"
+    curl -sS --max-time 10 -o /dev/null "$base/api/token/%00/x"
+    # The next key takes over 4 s after the first was made.
+    sleep 6
+    curl -sS --max-time 10 "$metrics" >"$dir/after.prom" || die "$alg: scraping $metrics failed"
+
+    echo "-- $alg: openid-client $OPENID_CLIENT_VERSION discovery"
+    run_checker "$alg: discovery_check.mjs" timeout 120 env NODE_PATH="$HERE/node_modules" \
+        node "$HERE/discovery_check.mjs" "$base" "$alg" "$access" "$tampered"
+
+    echo "-- $alg: prometheus_client $PROMETHEUS_CLIENT_VERSION parses /metrics"
+    run_checker "$alg: metrics_check.py" timeout 60 "$PYTHON" "$HERE/metrics_check.py" \
+        "$dir/before.prom" "$dir/after.prom" "$alg"
+    local status
+    status=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$base/metrics")
+    expect "$alg: /metrics is not served on bind" "$status" 404
+
+    kill "$jwtd_pid" 2>/dev/null || true
+    wait "$jwtd_pid" 2>/dev/null || true
+    echo "-- $alg: log_format = json"
+    run_checker "$alg: JSON log lines" "$PYTHON" - "$dir/serve.log" "$alg" <<'PY'
+import json, sys
+path, alg = sys.argv[1:3]
+lines = open(path, encoding="utf-8").read().splitlines()
+bad, events = [], set()
+for line in lines:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        bad.append(line)
+        continue
+    if not all(key in entry for key in ("timestamp", "level", "target")):
+        bad.append(line)
+    if "event" in entry:
+        events.add(entry["event"])
+want = {"login_succeeded", "login_failed", "refresh_reuse_detected", "family_revoked", "key_activated"}
+ok = lines and not bad
+print(f"  {'ok  ' if ok else 'FAIL'} {alg}: all {len(lines)} stderr lines are JSON objects with timestamp, level, target" + ("" if ok else f": {bad[:3]}"))
+missing = want - events
+print(f"  {'ok  ' if not missing else 'FAIL'} {alg}: audit events keep their event field" + ("" if not missing else f": missing {sorted(missing)}"))
+PY
+}
+
 interop RS256
 interop ES256
+operations RS256
+operations ES256
 
 echo
 echo "== interop summary"

@@ -21,9 +21,21 @@ impl Event {
     }
 }
 
-/// The `key=value` fields of a tracing-subscriber `fmt` line. Quoted values
-/// (`event="login_failed"`) are unescaped; bare values end at a space.
+/// The fields of a log line: the top-level members of a JSON line
+/// (`log_format = "json"`; strings as they are, other values as JSON), or
+/// the `key=value` fields of a tracing-subscriber `fmt` line, where quoted
+/// values (`event="login_failed"`) are unescaped and bare values end at a
+/// space.
 pub(super) fn fields_of(line: &str) -> BTreeMap<String, String> {
+    if let Ok(serde_json::Value::Object(members)) = serde_json::from_str(line) {
+        return members
+            .into_iter()
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => (key, text),
+                other => (key, other.to_string()),
+            })
+            .collect();
+    }
     let bytes = line.as_bytes();
     let mut fields = BTreeMap::new();
     let mut i = 0;

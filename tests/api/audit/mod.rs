@@ -43,6 +43,8 @@ struct Scenario {
     cli_lines: Vec<(String, String)>,
     secrets: Secrets,
     done: Done,
+    /// Every CLI command's stderr lines (its log), for the format check.
+    cli_log: Vec<(String, String)>,
 }
 
 impl Scenario {
@@ -52,6 +54,9 @@ impl Scenario {
         let source = format!("`jwtd {}`", args.join(" "));
         for line in output.lines() {
             self.cli_lines.push((source.clone(), line));
+        }
+        for line in output.stderr.lines() {
+            self.cli_log.push((source.clone(), line.to_owned()));
         }
         output
     }
@@ -107,7 +112,7 @@ impl Scenario {
 
 /// Runs every audited action against a `jwtd serve` child logging at
 /// `level`, then checks the events and greps every captured line.
-async fn audit_scenario(level: &str) {
+async fn audit_scenario(level: &str, log_format: &str) {
     let mut home = Home::new(&[
         ("key_rotation_interval", "3s"),
         ("key_prepublish", "1s"),
@@ -117,6 +122,7 @@ async fn audit_scenario(level: &str) {
         ("sliding_token_lifetime", "2s"),
         ("sliding_token_refresh_lifetime", "2s"),
         ("login_failures_per_user", "2"),
+        ("log_format", log_format),
     ]);
     home.set_env("RUST_LOG", level);
     let database = home.database_url().to_owned();
@@ -129,6 +135,7 @@ async fn audit_scenario(level: &str) {
         cli_lines: Vec::new(),
         secrets: Secrets::default(),
         done: Done::default(),
+        cli_log: Vec::new(),
     };
     let serve = s.home.serve();
     let snapshots = KeySnapshots::start(&database);
@@ -263,6 +270,16 @@ async fn audit_scenario(level: &str) {
     captured.extend(s.cli_lines.iter().cloned());
 
     let mut problems = Vec::new();
+    if log_format == "json" {
+        let server_log = server_lines
+            .iter()
+            .map(|line| ("`jwtd serve`".to_owned(), line.clone()));
+        for (source, line) in server_log.chain(s.cli_log.iter().cloned()) {
+            if !serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|v| v.is_object()) {
+                problems.push(format!("{source}: not a JSON object: {line}"));
+            }
+        }
+    }
     check_events(&server_lines, &s.cli_lines, &keys, &s.done, &mut problems);
 
     // Secrets: passwords, the master key, every private key seen.
@@ -341,12 +358,17 @@ async fn audit_scenario(level: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_at_debug_has_every_event_and_no_secret() {
-    audit_scenario("debug").await;
+    audit_scenario("debug", "text").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_at_trace_has_every_event_and_no_secret() {
-    audit_scenario("trace").await;
+    audit_scenario("trace", "text").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_audit_log_at_debug_has_every_event_and_no_secret() {
+    audit_scenario("debug", "json").await;
 }
 
 /// An operator who runs `jwtd users logout-all` or `jwtd keys …` without

@@ -1,5 +1,6 @@
 //! What an operator runs jwtd with: probes, metrics, graceful shutdown,
-//! JSON logs.
+//! discovery.
 
+mod discovery;
 mod health;
 mod shutdown;
