@@ -1,5 +1,5 @@
 //! Signing keys: generation ([`material`]), encryption at rest
-//! ([`seal`]), the rotation schedule ([`schedule`]) carried out against the
+//! ([`seal`]) and re-sealing under a new master key ([`rewrap`]), the rotation schedule ([`schedule`]) carried out against the
 //! store ([`lifecycle`]), and the in-memory key ring that signs and
 //! verifies with keys parsed once ([`ring`]). Keys as stored are the
 //! store's [`StoredKey`](crate::store::StoredKey); their public JWK form is
@@ -7,6 +7,7 @@
 
 pub mod lifecycle;
 pub mod material;
+pub mod rewrap;
 pub mod ring;
 pub mod schedule;
 pub mod seal;
