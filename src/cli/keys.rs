@@ -19,7 +19,8 @@ use crate::store::StoredKey;
 /// Key management.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Every key: kid, algorithm, state and dates.
+    /// Every key: kid, algorithm, state, dates and the fingerprint of the
+    /// master key that sealed its private half.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
