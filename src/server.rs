@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::http::{self, AppServices, AppState, ConnectionLimits};
 use crate::keys::lifecycle::{self, KeyMaking};
+use crate::keys::rewrap;
 use crate::keys::schedule::{RotationPolicy, Step};
 use crate::keys::{KeyError, KeyRing, KeySet, MasterKey};
 use crate::metrics::METRICS;
@@ -99,8 +100,10 @@ impl Issuer {
             rsa_bits: config.rsa_bits,
         };
         let (version, stored) = store.keys_with_version().await?;
-        // Decrypting the stored active key first proves the master key is
-        // the right one before any new key is sealed with it.
+        // Every stored private key must open before any new key is sealed:
+        // one sealed under a master key no longer configured would fail
+        // only on the day it is due to sign.
+        rewrap::check_every_key_opens(&stored, &master)?;
         KeySet::build(version, &stored, &master, None, &making.policy)?;
         lifecycle::run_schedule(&store, &master, making, clock.as_ref()).await?;
         let (version, stored) = store.keys_with_version().await?;

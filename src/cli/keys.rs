@@ -1,4 +1,4 @@
-//! `jwtd keys …`: inspect, rotate, revoke and export signing keys.
+//! `jwtd keys …`: inspect, rotate, revoke, export and re-seal signing keys.
 
 use std::path::{Path, PathBuf};
 
@@ -9,15 +9,18 @@ use serde_json::json;
 use crate::clock::{Clock, SystemClock, UnixTime, format_rfc3339};
 use crate::config::Config;
 use crate::keys::lifecycle::{self, KeyMaking};
+use crate::keys::rewrap;
 use crate::keys::schedule::RotationPolicy;
-use crate::keys::{KeySet, MasterKey};
+use crate::keys::seal::fingerprint_of;
+use crate::keys::{Fingerprint, KeySet, MasterKey};
 use crate::store::Store;
 use crate::store::StoredKey;
 
 /// Key management.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Every key: kid, algorithm, state and dates.
+    /// Every key: kid, algorithm, state, dates and the fingerprint of the
+    /// master key that sealed its private half.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -36,6 +39,10 @@ pub enum KeysCommand {
         #[arg(allow_hyphen_values = true)]
         kid: String,
     },
+    /// Re-seal every stored private key under the first master key (put
+    /// the new master key first, restart the servers, then run this; the
+    /// servers may keep running).
+    Rewrap,
     /// Write jwks.json and one <kid>.pem per published key.
     Export {
         /// Folder to write to.
@@ -51,7 +58,7 @@ pub async fn run(command: KeysCommand, store: &Store, config: &Config) -> anyhow
         rsa_bits: config.rsa_bits,
     };
     match command {
-        KeysCommand::List { json } => list(store, json).await,
+        KeysCommand::List { json } => list(store, config, json).await,
         KeysCommand::Rotate { now: at_once } => {
             let master = MasterKey::load(&config.master_key)?;
             let at = lifecycle::rotate(store, &master, making, at_once, &SystemClock).await?;
@@ -71,30 +78,46 @@ pub async fn run(command: KeysCommand, store: &Store, config: &Config) -> anyhow
             say!("revoked key {kid}: unpublished, tokens it signed no longer verify")?;
             Ok(())
         }
+        KeysCommand::Rewrap => {
+            let master = MasterKey::load(&config.master_key)?;
+            let done = rewrap::rewrap(store, &master).await?;
+            say!(
+                "re-sealed {} private key(s) under master key {} ({} already were)",
+                done.resealed,
+                done.under,
+                done.already
+            )?;
+            Ok(())
+        }
         KeysCommand::Export { out } => export(store, &out).await,
     }
 }
 
-async fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
+async fn list(store: &Store, config: &Config, as_json: bool) -> anyhow::Result<()> {
     let (_, keys) = store.keys_with_version().await?;
+    let sealed_with = SealedWith::new(&keys, config)?;
     if as_json {
-        let rows: Vec<_> = keys.iter().map(key_json).collect();
+        let rows: Vec<_> = keys
+            .iter()
+            .map(|key| key_json(key, sealed_with.of(key)))
+            .collect();
         say!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     say!(
-        "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {:<20}",
+        "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {:<20}  {:<16}",
         "kid",
         "alg",
         "state",
         "created",
         "activated",
         "deactivated",
-        "retired/revoked"
+        "retired/revoked",
+        "sealed with"
     )?;
-    for key in keys {
+    for key in &keys {
         say!(
-            "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {:<20}",
+            "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {:<20}  {:<16}",
             key.kid,
             key.alg.as_str(),
             key.state.as_str(),
@@ -102,12 +125,43 @@ async fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
             date(key.activated_at),
             date(key.deactivated_at),
             date(key.retired_at.or(key.revoked_at)),
+            sealed_with
+                .of(key)
+                .map_or_else(|| "-".to_owned(), |fingerprint| fingerprint.to_string()),
         )?;
     }
     Ok(())
 }
 
-fn key_json(key: &StoredKey) -> serde_json::Value {
+/// Which master key sealed each key, for `keys list`. A sealed key names
+/// it; for one that does not, the configured master keys are tried, read
+/// only then (and a missing key file is not created).
+struct SealedWith(Option<MasterKey>);
+
+impl SealedWith {
+    fn new(keys: &[StoredKey], config: &Config) -> anyhow::Result<Self> {
+        let unnamed = keys.iter().any(|key| {
+            key.sealed_private
+                .as_deref()
+                .is_some_and(|sealed| fingerprint_of(sealed).is_none())
+        });
+        let master = if unnamed {
+            MasterKey::load_existing(&config.master_key)?
+        } else {
+            None
+        };
+        Ok(Self(master))
+    }
+
+    /// The fingerprint of the master key that sealed `key`'s private half;
+    /// `None` without one, or when no configured master key opens it.
+    fn of(&self, key: &StoredKey) -> Option<Fingerprint> {
+        let sealed = key.sealed_private.as_deref()?;
+        fingerprint_of(sealed).or_else(|| self.0.as_ref()?.sealed_with(&key.kid, sealed))
+    }
+}
+
+fn key_json(key: &StoredKey, sealed_with: Option<Fingerprint>) -> serde_json::Value {
     json!({
         "kid": key.kid,
         "alg": key.alg.as_str(),
@@ -117,6 +171,7 @@ fn key_json(key: &StoredKey) -> serde_json::Value {
         "deactivated_at": key.deactivated_at,
         "retired_at": key.retired_at,
         "revoked_at": key.revoked_at,
+        "sealed_with": sealed_with.map(|fingerprint| fingerprint.to_string()),
     })
 }
 

@@ -53,12 +53,14 @@ pub enum ConfigError {
     },
 }
 
-/// Where the 32-byte master key that encrypts private keys comes from.
+/// Where the 32-byte master keys that encrypt private keys come from; the
+/// first seals, every one opens (SPEC §8).
 #[derive(Clone)]
 pub enum MasterKeySource {
-    /// Given directly, as standard base64 (`master_key`).
+    /// Given directly, as standard base64, comma-separated (`master_key`).
     Inline(Zeroizing<String>),
-    /// Read from (or, when absent, created in) a file (`master_key_file`).
+    /// Read from a file, one key a line (`master_key_file`); created with
+    /// one fresh key when absent.
     File(PathBuf),
 }
 

@@ -1,5 +1,5 @@
 //! Signing keys: generation ([`material`]), encryption at rest
-//! ([`seal`]), the rotation schedule ([`schedule`]) carried out against the
+//! ([`seal`]) and re-sealing under a new master key ([`rewrap`]), the rotation schedule ([`schedule`]) carried out against the
 //! store ([`lifecycle`]), and the in-memory key ring that signs and
 //! verifies with keys parsed once ([`ring`]). Keys as stored are the
 //! store's [`StoredKey`](crate::store::StoredKey); their public JWK form is
@@ -7,6 +7,7 @@
 
 pub mod lifecycle;
 pub mod material;
+pub mod rewrap;
 pub mod ring;
 pub mod schedule;
 pub mod seal;
@@ -15,7 +16,7 @@ pub(crate) mod tests;
 
 pub use material::GeneratedKey;
 pub use ring::{KeyRing, KeySet, SigningKey};
-pub use seal::MasterKey;
+pub use seal::{Fingerprint, MasterKey};
 
 use crate::verifier::Algorithm;
 
@@ -29,11 +30,18 @@ pub enum KeyError {
     /// The master key is missing, unreadable or malformed.
     #[error("master key: {0}")]
     MasterKey(String),
-    /// A stored private key did not decrypt: wrong master key or tampering.
-    #[error("private key {kid} does not decrypt with this master key (wrong master key?)")]
+    /// A stored private key opens with none of the configured master keys:
+    /// the master key that sealed it is not configured, or the row was
+    /// tampered with.
+    #[error(
+        "private key {kid} opens with none of the configured master keys{}",
+        sealed_with_note(sealed_with)
+    )]
     Decrypt {
         /// The key's id.
         kid: String,
+        /// The master key it names as the one that sealed it, if it names one.
+        sealed_with: Option<Fingerprint>,
     },
     /// Stored key material could not be parsed.
     #[error("key {kid} is malformed: {reason}")]
@@ -55,4 +63,10 @@ pub enum KeyError {
     /// Reading or writing keys in the database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+fn sealed_with_note(sealed_with: &Option<Fingerprint>) -> String {
+    sealed_with.map_or_else(String::new, |fingerprint| {
+        format!(" (it was sealed with master key {fingerprint})")
+    })
 }

@@ -222,6 +222,18 @@ impl KeyTransaction {
         on_transaction!(&mut self.0, tx => tx.request_rotation(now).await)
     }
 
+    /// Replaces the sealed private key of `kid` with `resealed`, only if it
+    /// still holds `read` (compare-and-set): a key retired or revoked since
+    /// it was read keeps its erased private key. Returns whether it did.
+    pub async fn replace_sealed(
+        &mut self,
+        kid: &str,
+        read: &[u8],
+        resealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        on_transaction!(&mut self.0, tx => tx.replace_sealed(kid, read, resealed).await)
+    }
+
     /// Makes every change of this transaction durable.
     pub async fn commit(self) -> Result<(), StoreError> {
         on_transaction!(self.0, tx => tx.commit().await)

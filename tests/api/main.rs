@@ -11,6 +11,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod interop;
+mod master_keys;
 mod operations;
 mod partner;
 mod postgres;

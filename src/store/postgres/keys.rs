@@ -108,6 +108,29 @@ impl KeyTransaction {
         Ok(())
     }
 
+    /// Replaces the sealed private key of `kid` with `resealed` if it still
+    /// holds `read`; returns whether it did. Writers of keys hold the
+    /// version row's lock, as this transaction does; should one not, the
+    /// UPDATE waits for its row lock and checks the comparison again on the
+    /// committed row, so a private key erased (retired, revoked) or
+    /// replaced meanwhile is not overwritten.
+    pub async fn replace_sealed(
+        &mut self,
+        kid: &str,
+        read: &[u8],
+        resealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET sealed_private = $1 WHERE kid = $2 AND sealed_private = $3",
+        )
+        .bind(resealed)
+        .bind(kid)
+        .bind(read)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())

@@ -138,6 +138,28 @@ impl KeyTransaction {
         Ok(())
     }
 
+    /// Replaces the sealed private key of `kid` with `resealed` if it still
+    /// holds `read`; returns whether it did. Under the transaction's write
+    /// lock no other process changes the row meanwhile; the comparison
+    /// keeps the statement right on its own all the same: a row whose
+    /// private key was erased (retired, revoked) or replaced is not touched.
+    pub async fn replace_sealed(
+        &mut self,
+        kid: &str,
+        read: &[u8],
+        resealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET sealed_private = ? WHERE kid = ? AND sealed_private = ?",
+        )
+        .bind(resealed)
+        .bind(kid)
+        .bind(read)
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Makes every change of this transaction durable.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.write.tx.commit().await?;
