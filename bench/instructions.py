@@ -3,6 +3,7 @@
 
     bench/instructions.py BASELINE_BINARY OTHER_BINARY... [--requests N]
     bench/instructions.py BINARY BINARY,postgres://jwtd@127.0.0.1:PORT/DB   (SQLite, then PostgreSQL)
+    bench/instructions.py BINARY BINARY,metrics      (metrics_bind unset, then set)
 
 Instruction counts do not depend on what else the machine is doing, so two
 builds compare to within a fraction of a percent on a shared, noisy host,
@@ -40,9 +41,11 @@ def free_port():
 
 
 def measure(spec, requests):
-    """`spec` is a binary, or `BINARY,DATABASE_URL` to serve from that
-    (empty) database instead of a SQLite file in the temporary directory."""
-    binary, _, database_url = spec.partition(",")
+    """`spec` is a binary, `BINARY,DATABASE_URL` to serve from that (empty)
+    database instead of a SQLite file in the temporary directory, or
+    `BINARY,metrics` to serve with `metrics_bind` set."""
+    binary, _, option = spec.partition(",")
+    database_url = option if option != "metrics" else ""
     work = tempfile.mkdtemp()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JWTD_")}
@@ -54,6 +57,8 @@ def measure(spec, requests):
     )
     if database_url:
         env["JWTD_DATABASE_URL"] = database_url
+    if option == "metrics":
+        env["JWTD_METRICS_BIND"] = f"127.0.0.1:{free_port()}"
     subprocess.run(
         [binary, "users", "add", "bench", "--password-stdin"],
         input=b"pw\n", cwd=work, env=env, check=True, capture_output=True,
@@ -160,8 +165,8 @@ def main():
     print("| binary | " + " | ".join(f"{e} instr/req (× first)" for e in ENDPOINTS) + " |")
     print("|---|" + "---|" * len(ENDPOINTS))
     for spec, figures in rows:
-        binary, _, database_url = spec.partition(",")
-        label = binary + (" on PostgreSQL" if database_url else "")
+        binary, _, option = spec.partition(",")
+        label = binary + {"": "", "metrics": " with metrics_bind"}.get(option, " on PostgreSQL")
         cells = [f"{figures[e]:,.0f} ({figures[e] / baseline[e]:.3f})" for e in ENDPOINTS]
         print(f"| {label} | " + " | ".join(cells) + " |")
 

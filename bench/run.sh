@@ -52,6 +52,10 @@
 #                      the same run, and add a PostgreSQL table (with PEER=1, simplejwt on
 #                      PostgreSQL through psycopg too)
 #   PG_ENDPOINTS       endpoints measured on PostgreSQL (default "healthz jwks verify me refresh login")
+#   METRICS=1          also measure jwtd on SQLite with `metrics_bind` set (every request counted
+#                      and timed), right after the same endpoints with it unset, and add a
+#                      metrics on ÷ off table (target: within 3 %)
+#   METRICS_ENDPOINTS  endpoints measured with metrics on (default "healthz verify me")
 #   RESULTS            where the table goes (default bench/results.md)
 #   KEEP=1             keep the temporary directories (databases, logs, token files)
 #
@@ -288,7 +292,10 @@ run_pair() {
 # and jwtd), or nothing if it did not start.
 start_server() {
   local url=$1 p=$2 logfile=$3 tpid pid=""
-  JWTD_DATABASE_URL="$url" JWTD_BIND="127.0.0.1:$p" RUST_LOG="${BENCH_SERVER_LOG:-info,sqlx=warn}" \
+  local metrics_bind=""
+  [[ "$backend" == metrics ]] && metrics_bind="127.0.0.1:$("$helper" free-port)"
+  JWTD_DATABASE_URL="$url" JWTD_BIND="127.0.0.1:$p" JWTD_METRICS_BIND="$metrics_bind" \
+    RUST_LOG="${BENCH_SERVER_LOG:-info,sqlx=warn}" \
     timeout -s TERM "$max_life" "$jwtd" serve > "$logfile" 2>&1 &
   tpid=$!
   for _ in $(seq 150); do
@@ -313,6 +320,8 @@ if [[ "${DB:-sqlite}" == postgres ]]; then
   trap 'cleanup; pg_stop' EXIT
 fi
 pg_endpoints=${PG_ENDPOINTS:-healthz jwks verify me refresh login}
+metrics_endpoints=${METRICS_ENDPOINTS:-healthz verify me}
+if [[ "${METRICS:-0}" == 1 ]]; then backends="sqlite metrics ${backends#sqlite}"; fi
 nconc=$(wc -w <<< "$concurrency")
 for alg in $algorithms; do
  for backend in $backends; do
@@ -327,6 +336,10 @@ for alg in $algorithms; do
   if [[ "$backend" == sqlite ]]; then
     runs_file=$runs
     run_endpoints=$endpoints
+  elif [[ "$backend" == metrics ]]; then
+    runs_file="$out/runs_metrics.tsv"
+    [[ "$alg" == "${algorithms%% *}" ]] && : > "$runs_file"
+    run_endpoints=$metrics_endpoints
   else
     runs_file="$out/runs_$backend.tsv"
     [[ "$alg" == "${algorithms%% *}" ]] && : > "$runs_file"
@@ -345,7 +358,7 @@ for alg in $algorithms; do
   counts=${counts%,}
 
   log "$alg on $backend: database, user, $per_run refresh tokens per refresh run"
-  if [[ "$backend" == sqlite ]]; then
+  if [[ "$backend" == sqlite || "$backend" == metrics ]]; then
     # Minted on tmpfs, then copied to disk.
     database="sqlite://$work/jwtd.db"
     JWTD_DATABASE_URL="sqlite://$shm/jwtd.db" "$jwtd" users add "$user" --password-stdin <<< "$password" >/dev/null
@@ -440,6 +453,28 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the machine)."
   echo
   echo "$table"
+  if [[ -s "$out/runs_metrics.tsv" ]]; then
+    echo
+    echo "## Metrics on, same run"
+    echo
+    echo "The same endpoints on SQLite with \`metrics_bind\` set (every request counted and timed)"
+    echo "against the runs above with it unset. Medians as above."
+    echo
+    echo "| endpoint | alg | c | metrics off req/s | metrics on req/s | on ÷ off | target |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F'\t' -v off="$runs" '
+      function median(list,   n, v, i, j, t) {
+        n = split(list, v, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return n ? v[int((n + 1) / 2)] : 0 }
+      BEGIN { while ((getline line < off) > 0) { split(line, f, "\t"); s[f[1] FS f[2] FS f[3]] = s[f[1] FS f[2] FS f[3]] " " f[4] } }
+      { k = $1 FS $2 FS $3; p[k] = p[k] " " $4; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+      END {
+        for (i = 1; i <= n; i++) {
+          k = order[i]; split(k, f, FS); on = median(p[k]); o = median(s[k]); r = o > 0 ? on / o : 0
+          printf "| %s | %s | %s | %.0f | %.0f | %.3f | within 3 %%: %s |\n", f[1], f[2], f[3], o, on, r, r >= 0.97 ? "met" : "missed"
+        }
+      }' "$out/runs_metrics.tsv"
+  fi
   if [[ -s "$out/runs_postgres.tsv" ]]; then
     echo
     echo "## PostgreSQL, same run"

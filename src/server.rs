@@ -187,11 +187,20 @@ impl Issuer {
                 let done = async move {
                     let _ = drained.wait_for(|drained| *drained).await;
                 };
-                Some(tokio::spawn(http::serve(listener, router, limits, done)))
+                Some(tokio::spawn(http::serve(
+                    listener, router, limits, None, done,
+                )))
             }
             _ => None,
         };
-        http::serve(listeners.api, routers.api, limits, shutdown).await;
+        http::serve(
+            listeners.api,
+            routers.api,
+            limits,
+            routers.observed,
+            shutdown,
+        )
+        .await;
         let _ = drained_tx.send(true);
         if let Some(metrics) = metrics {
             let _ = metrics.await;

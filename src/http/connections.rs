@@ -32,6 +32,8 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::HttpMetrics;
+
 /// How long the accept loop waits, out of descriptors, when no connection
 /// of its own closes: descriptors may also be freed elsewhere.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -69,6 +71,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    observed: Option<Arc<HttpMetrics>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = http1::Builder::new();
@@ -80,6 +83,7 @@ pub async fn serve(
         let connection = Connection {
             builder: builder.clone(),
             router: router.clone(),
+            observed: observed.clone(),
             limits,
             peer,
             stop: stop.clone(),
@@ -157,6 +161,7 @@ fn is_connection_error(err: &io::Error) -> bool {
 struct Connection {
     builder: http1::Builder,
     router: Router,
+    observed: Option<Arc<HttpMetrics>>,
     limits: ConnectionLimits,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
@@ -168,6 +173,7 @@ impl Connection {
         let Self {
             builder,
             router,
+            observed,
             limits,
             peer,
             mut stop,
@@ -181,11 +187,16 @@ impl Connection {
                 peer,
                 body_deadline: arrived + limits.request_timeout,
             });
+            let route = observed.as_ref().map(|o| o.route_of(request.uri().path()));
             let answer = router.clone().call(request);
             let requests = Arc::clone(&requests);
+            let observed = observed.clone();
             async move {
                 let response = answer.await;
                 requests.finished();
+                if let (Some(observed), Some(route), Ok(response)) = (&observed, route, &response) {
+                    observed.record(route, response.status().as_u16(), arrived.elapsed());
+                }
                 response
             }
         });

@@ -24,6 +24,7 @@ pub use body::MAX_BODY_BYTES;
 pub use client::ClientAddress;
 pub use connections::{ConnectionLimits, raise_open_file_limit, serve};
 pub use error::ApiError;
+pub use observe::HttpMetrics;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -101,10 +102,13 @@ pub struct Routers {
     pub api: Router,
     /// `/metrics` and the probes; `None` when metrics are off.
     pub metrics: Option<Router>,
+    /// Where the API's connections count and time their requests; `None`
+    /// when metrics are off.
+    pub observed: Option<Arc<HttpMetrics>>,
 }
 
 /// The routers with their state. With metrics on, every API request is
-/// counted and timed; with them off, nothing is added to the request path.
+/// counted and timed by its connection; with them off, nothing is.
 pub fn routers(state: AppState) -> Routers {
     let routes = [
         ("/api/token/", post(token_views::obtain_pair)),
@@ -147,15 +151,17 @@ pub fn routers(state: AppState) -> Routers {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone());
     if state.config.metrics_bind.is_none() {
-        return Routers { api, metrics: None };
+        return Routers {
+            api,
+            metrics: None,
+            observed: None,
+        };
     }
-    let http = Arc::new(observe::HttpMetrics::new(&templates));
+    let http = Arc::new(HttpMetrics::new(&templates));
     Routers {
-        api: api.layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&http),
-            observe::observe,
-        )),
-        metrics: Some(observe::metrics_router(state, http)),
+        api,
+        metrics: Some(observe::metrics_router(state, Arc::clone(&http))),
+        observed: Some(http),
     }
 }
 

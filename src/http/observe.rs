@@ -1,18 +1,18 @@
 //! Request counts and times per route and status, and the `/metrics`
-//! listener's router (SPEC §8). A request is labelled with the route the
-//! router matched, from the router's own list, or `unmatched`: never with
-//! its raw path.
+//! listener's router (SPEC §8). A request is labelled with the template of
+//! the route serving it, from the router's own list, or `unmatched`: never
+//! with its raw path. Each connection records its requests (see
+//! `connections.rs`), where the time of arrival is already taken.
 
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::Extension;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -51,17 +51,27 @@ impl HttpMetrics {
         Self { routes: all }
     }
 
-    /// The stats of the route serving `path`: its template, with or
-    /// without the trailing slash (the router takes both).
-    fn route(&self, path: &str) -> &RouteStats {
-        let bare = |p: &str| p.strip_suffix('/').unwrap_or(p).len();
-        let path_bare = &path[..bare(path)];
-        self.routes
+    /// The index of the route serving `path`: its template, with or
+    /// without the trailing slash (the router takes both); else the last,
+    /// `unmatched`.
+    pub fn route_of(&self, path: &str) -> usize {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let templates = &self.routes[..self.routes.len() - 1];
+        templates
             .iter()
-            .find(|route| {
-                route.label != UNMATCHED && &route.label[..bare(route.label)] == path_bare
-            })
-            .unwrap_or_else(|| self.routes.last().expect("unmatched is always there"))
+            .position(|route| route.label.strip_suffix('/').unwrap_or(route.label) == path)
+            .unwrap_or(templates.len())
+    }
+
+    /// Counts a request to route `route` answered with `status` after `took`.
+    pub fn record(&self, route: usize, status: u16, took: Duration) {
+        let route = &self.routes[route];
+        let slot = STATUSES
+            .iter()
+            .position(|&known| known == status)
+            .unwrap_or(STATUSES.len());
+        route.statuses[slot].fetch_add(1, Ordering::Relaxed);
+        route.duration.observe(took);
     }
 
     fn render(&self, out: &mut String) {
@@ -98,25 +108,6 @@ impl HttpMetrics {
                 .render(out, "jwtd_http_request_duration_seconds", &labels);
         }
     }
-}
-
-/// Middleware: counts and times every request.
-pub async fn observe(
-    State(stats): State<Arc<HttpMetrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let route = stats.route(request.uri().path());
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let slot = STATUSES
-        .iter()
-        .position(|&known| known == status)
-        .unwrap_or(STATUSES.len());
-    route.statuses[slot].fetch_add(1, Ordering::Relaxed);
-    route.duration.observe(started.elapsed());
-    response
 }
 
 /// The router of the `metrics_bind` listener: `GET /metrics`, and the
