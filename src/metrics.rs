@@ -277,43 +277,30 @@ impl Metrics {
                 );
             }
         }
-        family(out, "jwtd_logins_total", "counter", "Logins by outcome.");
-        for outcome in Login::ALL {
-            let count = self.logins[outcome as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "jwtd_logins_total{{outcome=\"{}\"}} {count}",
-                outcome.label()
-            );
-        }
-        family(
+        let logins = Login::ALL.map(|o| (o.label(), &self.logins[o as usize]));
+        labelled_counter(
+            out,
+            "jwtd_logins_total",
+            "Logins by outcome.",
+            "outcome",
+            &logins,
+        );
+        let refreshes = Refresh::ALL.map(|o| (o.label(), &self.refreshes[o as usize]));
+        labelled_counter(
             out,
             "jwtd_refreshes_total",
-            "counter",
             "Refreshes by outcome.",
+            "outcome",
+            &refreshes,
         );
-        for outcome in Refresh::ALL {
-            let count = self.refreshes[outcome as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "jwtd_refreshes_total{{outcome=\"{}\"}} {count}",
-                outcome.label()
-            );
-        }
-        family(
+        let verifications = Verification::ALL.map(|r| (r.label(), &self.verifications[r as usize]));
+        labelled_counter(
             out,
             "jwtd_token_verifications_total",
-            "counter",
             "Presented tokens checked, by result.",
+            "result",
+            &verifications,
         );
-        for result in Verification::ALL {
-            let count = self.verifications[result as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "jwtd_token_verifications_total{{result=\"{}\"}} {count}",
-                result.label()
-            );
-        }
         family(
             out,
             "jwtd_sign_duration_seconds",
@@ -333,6 +320,21 @@ impl Metrics {
             "jwtd_key_rotations_total {}",
             self.key_rotations.load(Ordering::Relaxed)
         );
+    }
+}
+
+/// Writes a counter family with one label: a line per `(value, count)`.
+fn labelled_counter(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    counts: &[(&str, &AtomicU64)],
+) {
+    family(out, name, "counter", help);
+    for (value, count) in counts {
+        let count = count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
     }
 }
 

@@ -119,7 +119,9 @@ pub async fn serve(
         }
     }
     // Connections the kernel completed before the signal are served, not
-    // reset with the listener.
+    // reset with the listener; from now on it completes no more (a client
+    // retrying its SYN meets the closed port: connection refused).
+    complete_no_more_handshakes(&listener);
     while let Some((stream, peer)) = already_accepted(&listener).await {
         spawn_connection(stream, peer);
     }
@@ -135,6 +137,47 @@ pub async fn serve(
         );
     }
 }
+
+/// Makes the kernel drop every packet for `listener` (SYNs, and the ACKs
+/// that would complete a handshake), so its queue of completed connections
+/// stops growing and can be emptied before it is closed. Without this, a
+/// connection completed between the last accept and the close would be
+/// reset.
+#[cfg(target_os = "linux")]
+fn complete_no_more_handshakes(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    // One classic BPF instruction: return 0, i.e. keep no byte of the packet.
+    let mut drop_all = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let program = libc::sock_fprog {
+        len: 1,
+        filter: drop_all.as_mut_ptr(),
+    };
+    // SAFETY: the program and its one instruction outlive the call, which
+    // copies them; the descriptor is the listener's own.
+    let attached = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            std::ptr::from_ref(&program).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if attached != 0 {
+        tracing::warn!(
+            error = %io::Error::last_os_error(),
+            "cannot stop new handshakes; a connection completed during shutdown may be reset"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn complete_no_more_handshakes(_listener: &TcpListener) {}
 
 /// A connection waiting in the listener's queue, without waiting for one.
 async fn already_accepted(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
