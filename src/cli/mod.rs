@@ -72,6 +72,22 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         to: String,
     },
+    /// Print a shell completion script (needs no configuration).
+    Completions {
+        /// The shell to complete in.
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `jwtd completions` writes scripts for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    /// bash (`source <(jwtd completions bash)`).
+    Bash,
+    /// zsh (a `_jwtd` file on `$fpath`).
+    Zsh,
+    /// fish (`~/.config/fish/completions/jwtd.fish`).
+    Fish,
 }
 
 /// Standard output was closed before the command finished writing: the
@@ -95,6 +111,9 @@ fn write_line(line: fmt::Arguments<'_>) -> anyhow::Result<()> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
     let config = Config::load(cli.config.as_deref())?;
     start_logging(&cli.command, config.log_format);
     match cli.command {
@@ -147,7 +166,29 @@ async fn run_on_store(command: Command, store: &Store, config: &Config) -> anyho
             Ok(())
         }
         // Handled by `run` with a store of their own, or none.
-        Command::Serve | Command::Token { .. } | Command::CopyStore { .. } => Ok(()),
+        Command::Serve
+        | Command::Token { .. }
+        | Command::CopyStore { .. }
+        | Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// `jwtd completions SHELL`: the script clap generates from the command
+/// line's own definition, so it cannot drift from it.
+fn completions(shell: CompletionShell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "jwtd", &mut script);
+    let mut out = io::stdout().lock();
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(OutputClosed.into()),
+        other => other.context("writing to standard output"),
     }
 }
 

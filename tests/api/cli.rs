@@ -501,3 +501,132 @@ fn keys_rotate_promotes_the_published_next_key_whatever_its_algorithm() {
     assert_eq!(active["kid"], next, "the next key took over");
     assert_eq!(next_of(&keys).1, "ES256", "its successor has its algorithm");
 }
+
+/// Whether `tool` can be run; under `CI` its absence fails the test.
+fn have(tool: &str, test: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{test} needs {tool} (apt-get install {tool}); CI is set, so this fails instead of skipping"
+    );
+    if !found {
+        eprintln!("SKIPPED {test}: apt-get install {tool}");
+    }
+    found
+}
+
+/// What bash's completion offers for `words`, the last one being completed,
+/// with the script `jwtd completions bash` printed.
+fn bash_completes(script: &Path, words: &[&str]) -> Vec<String> {
+    let program = format!(
+        "source {}; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; _jwtd jwtd \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        words
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        words.len() - 1
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "bash: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn bash_completion_offers_the_subcommands_without_any_configuration() {
+    let dir = tempdir();
+    // A broken configuration does not matter: completions read none.
+    let run = jwtd_with(
+        dir.path(),
+        &["completions", "bash"],
+        &[("JWTD_BIND", "nonsense")],
+        None,
+    )
+    .ok();
+    let script = dir.path().join("jwtd.bash");
+    std::fs::write(&script, &run.stdout).unwrap();
+    let top = bash_completes(&script, &["jwtd", ""]);
+    for command in [
+        "serve",
+        "migrate",
+        "users",
+        "keys",
+        "token",
+        "flush-expired",
+        "copy-store",
+        "completions",
+    ] {
+        assert!(
+            top.contains(&command.to_owned()),
+            "`jwtd <TAB>` offers {command}: {top:?}"
+        );
+    }
+    let keys = bash_completes(&script, &["jwtd", "keys", "re"]);
+    assert_eq!(keys, ["revoke", "rewrap"], "`jwtd keys re<TAB>`");
+    let shells = bash_completes(&script, &["jwtd", "completions", ""]);
+    for shell in ["bash", "zsh", "fish"] {
+        assert!(
+            shells.contains(&shell.to_owned()),
+            "`jwtd completions <TAB>`: {shells:?}"
+        );
+    }
+    assert!(
+        dir.path().read_dir().unwrap().count() == 1,
+        "no database or key was created"
+    );
+}
+
+#[test]
+fn zsh_and_fish_completion_scripts_parse_in_their_shells() {
+    let dir = tempdir();
+    for (shell, check) in [
+        ("zsh", vec!["zsh", "-n"]),
+        ("fish", vec!["fish", "--no-execute"]),
+    ] {
+        if !have(
+            shell,
+            "cli::zsh_and_fish_completion_scripts_parse_in_their_shells",
+        ) {
+            continue;
+        }
+        let run = jwtd(dir.path(), &["completions", shell], None).ok();
+        assert!(
+            run.stdout.contains("rewrap"),
+            "{shell} script knows `keys rewrap`"
+        );
+        let script = dir.path().join(format!("jwtd.{shell}"));
+        std::fs::write(&script, &run.stdout).unwrap();
+        let out = std::process::Command::new(check[0])
+            .args(&check[1..])
+            .arg(&script)
+            .output()
+            .expect("the shell runs");
+        assert!(
+            out.status.success(),
+            "{shell} refuses the script: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn completions_for_an_unknown_shell_are_one_line_of_error() {
+    let dir = tempdir();
+    jwtd(dir.path(), &["completions", "powershell"], None)
+        .exits_with(2)
+        .one_line_error(&["powershell"]);
+}
