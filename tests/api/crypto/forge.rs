@@ -87,6 +87,7 @@ impl ActiveKey {
                     .as_ref()
                     .to_vec()
             }
+            other => panic!("forged tokens are RS256 or ES256, not {other}"),
         }
     }
 
