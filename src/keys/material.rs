@@ -37,8 +37,8 @@ impl fmt::Debug for GeneratedKey {
 }
 
 /// Generates a key for `alg`; `rsa_bits` (2048, 3072 or 4096) sizes RSA
-/// keys (RS256 and PS256). RSA generation takes tens of milliseconds: call it off the async
-/// reactor.
+/// keys (RS256 and PS256). RSA generation takes tens of milliseconds: call
+/// it off the async reactor.
 pub fn generate(alg: Algorithm, rsa_bits: u32) -> Result<GeneratedKey, KeyError> {
     let fail = |_| KeyError::Generate(alg);
     let (public, pkcs8) = match alg {
