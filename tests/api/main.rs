@@ -22,4 +22,5 @@ mod rotation_live;
 mod sessions;
 mod story;
 mod throttle;
+mod upgrade;
 mod vectors;
