@@ -636,34 +636,41 @@ fn seconds_header() -> utoipa::openapi::header::Header {
 }
 
 // --- Bodies jwtd reads, and error bodies ---------------------------------------
-//
-// The request bodies are read field by field (`Fields`), and the error
-// bodies are built in `ApiError`; these types only describe them.
 
-/// Username and password.
 use described::*;
 
+/// The request bodies are read field by field (`Fields`), and the error
+/// bodies are built by `ApiError`: these types only describe them.
 mod described {
-    #![allow(dead_code)] // Only their schemas are used.
+    #![allow(dead_code)] // Never built: only their schemas are used.
 
     use serde_json::{Map, Value};
     use utoipa::ToSchema;
 
+    /// Username and password.
     #[derive(ToSchema)]
     pub struct Credentials {
+        /// Not blank once surrounding whitespace is removed.
+        #[schema(pattern = r"\S")]
         username: String,
+        /// Taken as sent, whitespace included; not empty.
+        #[schema(min_length = 1)]
         password: String,
     }
 
     /// A refresh token.
     #[derive(ToSchema)]
     pub struct RefreshRequest {
+        /// Not blank once surrounding whitespace is removed.
+        #[schema(pattern = r"\S")]
         refresh: String,
     }
 
     /// A token of any type (verify), or a sliding token (sliding refresh).
     #[derive(ToSchema)]
     pub struct TokenRequest {
+        /// Not blank once surrounding whitespace is removed.
+        #[schema(pattern = r"\S")]
         token: String,
     }
 
