@@ -47,10 +47,20 @@ static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| {
     Bytes::from(serde_json::to_vec(&document(rows)).unwrap_or_default())
 });
 
-/// `GET /openapi.json`.
+/// `GET /openapi.json`. Any origin may read it, so that a Swagger UI
+/// served elsewhere can show it (it holds nothing secret, like the JWKS).
 pub async fn serve() -> Response {
-    let json = HeaderValue::from_static("application/json");
-    ([(header::CONTENT_TYPE, json)], DOCUMENT.clone()).into_response()
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ),
+    ];
+    (headers, DOCUMENT.clone()).into_response()
 }
 
 /// The document of the given rows: path template and what it answers.
@@ -308,8 +318,12 @@ pub fn openapi() -> PathItem {
         .response(
             "200",
             ResponseBuilder::new()
-                .description("The document.")
+                .description("The document, readable from any origin.")
                 .content("application/json", content(any_object.into()))
+                .header(
+                    "Access-Control-Allow-Origin",
+                    string_header("`*`: a Swagger UI served elsewhere may read it."),
+                )
                 .build(),
         ))
 }
