@@ -134,6 +134,12 @@ async fn the_bearer_scheme_guards_exactly_the_protected_views() {
     assert_eq!(scheme["bearerFormat"], "JWT");
     for (method, path) in operations(&document) {
         let operation = &document["paths"][&path][method.to_ascii_lowercase()];
+        if let Some(refused) = operation["responses"].get("401") {
+            assert!(
+                refused["headers"]["WWW-Authenticate"].is_object(),
+                "{method} {path}: every 401 carries the challenge"
+            );
+        }
         let protected = matches!(path.as_str(), "/api/me/" | "/api/token/logout-all/");
         if protected {
             assert_eq!(

@@ -61,10 +61,14 @@ pub(super) fn login(id: &str, summary: &str) -> OperationBuilder {
     )
     .response(
         "401",
-        detail(
-            "Wrong username or password, or an inactive user.",
-            &ApiError::BadCredentials,
-        ),
+        ResponseBuilder::new()
+            .description("Wrong username or password, or an inactive user.")
+            .content(
+                "application/json",
+                example_content(&ApiError::BadCredentials),
+            )
+            .header("WWW-Authenticate", challenge_header())
+            .build(),
     )
     .response("429", retry)
 }
