@@ -149,8 +149,11 @@ pub fn jwks() -> PathItem {
                 )
                 .build(),
         );
-    let mut item = PathItem::new(HttpMethod::Get, described(read));
-    item.merge_operations(PathItem::new(HttpMethod::Options, described(preflight)));
+    let mut item = PathItem::new(HttpMethod::Get, with_slash_note(read));
+    item.merge_operations(PathItem::new(
+        HttpMethod::Options,
+        with_slash_note(preflight),
+    ));
     item
 }
 

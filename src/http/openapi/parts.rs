@@ -24,15 +24,15 @@ use crate::verifier::{AuthError, TokenError};
 const REQUEST_MEDIA_TYPES: [&str; 2] = ["application/json", "application/x-www-form-urlencoded"];
 
 pub(super) fn get(operation: OperationBuilder) -> PathItem {
-    PathItem::new(HttpMethod::Get, described(operation))
+    PathItem::new(HttpMethod::Get, with_slash_note(operation))
 }
 
 pub(super) fn post(operation: OperationBuilder) -> PathItem {
-    PathItem::new(HttpMethod::Post, described(operation))
+    PathItem::new(HttpMethod::Post, with_slash_note(operation))
 }
 
 /// The operation, with the note on the other spelling of its path.
-pub(super) fn described(operation: OperationBuilder) -> Operation {
+pub(super) fn with_slash_note(operation: OperationBuilder) -> Operation {
     let mut operation = operation.build();
     let note = "The path answers with and without its trailing slash.";
     operation.description = Some(match operation.description.take() {
