@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod interop;
 mod master_keys;
+mod openapi;
 mod operations;
 mod partner;
 mod postgres;
