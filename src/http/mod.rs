@@ -243,7 +243,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ready"})),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "not ready", "reason": reason.to_string()}),
+            serde_json::json!({"status": "unavailable", "reason": reason.to_string()}),
         ),
     };
     let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];

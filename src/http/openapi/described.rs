@@ -46,7 +46,7 @@ pub struct Status {
 /// `{"status":"ready"}`, or not ready with the reason.
 #[derive(ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not ready`.
+    /// `ready` or `unavailable`.
     status: String,
     /// Why not ready.
     reason: Option<String>,
