@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -120,12 +119,13 @@ pub async fn serve(
     }
     // Connections the kernel completed before the signal are served, not
     // reset with the listener; from now on it completes no more (a client
-    // retrying its SYN meets the closed port: connection refused).
+    // retrying its SYN meets the closed port: connection refused). The
+    // queue is emptied with accept(2) itself: the reactor's readiness may
+    // not have caught up with the last arrivals.
     complete_no_more_handshakes(&listener);
-    while let Some((stream, peer)) = already_accepted(&listener).await {
+    for (stream, peer) in already_accepted(listener) {
         spawn_connection(stream, peer);
     }
-    drop(listener);
     let _ = stopping.send(true);
     if tokio::time::timeout(limits.shutdown_timeout, open.all_closed())
         .await
@@ -179,13 +179,29 @@ fn complete_no_more_handshakes(listener: &TcpListener) {
 #[cfg(not(target_os = "linux"))]
 fn complete_no_more_handshakes(_listener: &TcpListener) {}
 
-/// A connection waiting in the listener's queue, without waiting for one.
-async fn already_accepted(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
-    std::future::poll_fn(|cx| match listener.poll_accept(cx) {
-        Poll::Ready(Ok(accepted)) => Poll::Ready(Some(accepted)),
-        _ => Poll::Ready(None),
-    })
-    .await
+/// Every connection waiting in the listener's queue, accepted without
+/// waiting; the listener is closed once the queue is empty.
+fn already_accepted(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
+    let mut accepted = Vec::new();
+    // Non-blocking, as tokio leaves it: accept fails with WouldBlock once
+    // the queue is empty.
+    let Ok(listener) = listener.into_std() else {
+        return accepted;
+    };
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream));
+                if let Ok(stream) = stream {
+                    accepted.push((stream, peer));
+                }
+            }
+            Err(err) if is_connection_error(&err) => {}
+            Err(_) => return accepted,
+        }
+    }
 }
 
 /// Errors that concern one connection that is already gone, not the
