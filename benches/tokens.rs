@@ -85,6 +85,7 @@ impl Fixture {
                     let public = pair.public_key().as_ref().to_vec();
                     (RawKey::Ec(pair), public, &ECDSA_P256_SHA256_FIXED)
                 }
+                other => panic!("the benchmark measures RS256 and ES256, not {other}"),
             };
         let parsed = ParsedPublicKey::new(verify_alg, &public_bytes).expect("public key");
 

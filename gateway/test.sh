@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tries gateway/nginx (nginx + njs verifying jwtd's tokens through the JWKS
-# URL) for real: for RS256 and ES256, starts `jwtd serve` and nginx on
+# URL) for real: for RS256, ES256, ES384 and PS256, starts `jwtd serve` and nginx on
 # temporary loopback ports (nginx -p <tempdir>, in the foreground, its PID
 # tracked), logs in, and checks what the gateway lets through.
 #
@@ -294,6 +294,8 @@ gateway() {
 
 gateway RS256
 gateway ES256
+gateway ES384
+gateway PS256
 
 echo
 echo "== gateway summary"

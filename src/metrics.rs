@@ -36,12 +36,15 @@ impl Issued {
     }
 }
 
-const ALGORITHMS: [Algorithm; 2] = [Algorithm::Rs256, Algorithm::Es256];
+const ALGORITHMS: [Algorithm; 5] = Algorithm::ALL;
 
 fn algorithm_index(alg: Algorithm) -> usize {
     match alg {
         Algorithm::Rs256 => 0,
         Algorithm::Es256 => 1,
+        Algorithm::Es384 => 2,
+        Algorithm::Ps256 => 3,
+        Algorithm::EdDsa => 4,
     }
 }
 

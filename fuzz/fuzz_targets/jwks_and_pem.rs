@@ -49,13 +49,13 @@ static MATERIAL: LazyLock<Material> = LazyLock::new(|| {
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &p256.pkcs8)
         .expect("P-256 PKCS#8");
     let p256_signature = pair.sign(&rng, MESSAGE).expect("ECDSA signing");
-    let rsa_spki = rsa.public.to_spki_der().expect("RSA SPKI");
+    let rsa_spki = rsa.public.to_spki_der(Algorithm::Rs256).expect("RSA SPKI");
     // A 2048-bit SPKI: SEQUENCE, AlgorithmIdentifier (15 bytes), then a BIT
     // STRING header (4 bytes) and its unused-bits byte before RSAPublicKey.
     assert_eq!(&rsa_spki[19..24], &[0x03, 0x82, 0x01, 0x0f, 0x00]);
     Material {
         rsa_pkcs1: rsa_spki[24..].to_vec(),
-        p256_spki: p256.public.to_spki_der().expect("P-256 SPKI"),
+        p256_spki: p256.public.to_spki_der(Algorithm::Es256).expect("P-256 SPKI"),
         rsa_spki,
         rsa: rsa.public,
         p256: p256.public,
@@ -203,6 +203,9 @@ fn check_key(key: &PublicKey, unedited: bool, forged: Option<&str>) {
             let genuine = match key.alg {
                 Algorithm::Rs256 => &material.rsa_signature,
                 Algorithm::Es256 => &material.p256_signature,
+                // Only RSA and P-256 material is edited; no genuine signature
+                // exists for any other kind of key.
+                _ => return,
             };
             let verified = key.verifies(MESSAGE, genuine);
             assert!(!unedited || verified, "an unedited {} key failed", key.alg);

@@ -36,7 +36,10 @@ struct Keys {
 static KEYS: LazyLock<Keys> = LazyLock::new(|| {
     let rs = generate(Algorithm::Rs256, 2048).expect("RSA key");
     let es = generate(Algorithm::Es256, 0).expect("P-256 key");
-    let jwks = json!({"keys": [rs.public.published(&rs.kid), es.public.published(&es.kid)]});
+    let jwks = json!({"keys": [
+        rs.public.published(&rs.kid, rs.alg),
+        es.public.published(&es.kid, es.alg),
+    ]});
     Keys {
         set: JwkSet::parse(&jwks.to_string()).expect("jwtd reads its own JWKS"),
         es_pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &es.pkcs8)

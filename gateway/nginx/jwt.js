@@ -9,7 +9,9 @@
 //   cooldown. njs before 0.8 has no state shared between requests, hence
 //   nginx's cache rather than a JavaScript one.
 // - Verification as jwtd's own verifier does it: the algorithm is the key's
-//   (RS256 or ES256, from the JWKS entry), never the header's; jku, x5u,
+//   (RS256, ES256, ES384 or PS256, from the JWKS entry), never the header's;
+//   EdDSA keys are not used (njs's WebCrypto has no Ed25519), so EdDSA
+//   tokens are refused; jku, x5u,
 //   jwk, x5c and crit headers are refused; exp is required and checked,
 //   nbf/iat must not be in the future; jti is required; token_type must be
 //   "access"; iss and aud are checked when $jwt_issuer / $jwt_audience are
@@ -31,6 +33,18 @@ const ALGORITHMS = {
         kty: "EC",
         import: { name: "ECDSA", namedCurve: "P-256" },
         verify: { name: "ECDSA", hash: "SHA-256" },
+        signatureLength: 64,
+    },
+    ES384: {
+        kty: "EC",
+        import: { name: "ECDSA", namedCurve: "P-384" },
+        verify: { name: "ECDSA", hash: "SHA-384" },
+        signatureLength: 96,
+    },
+    PS256: {
+        kty: "RSA",
+        import: { name: "RSA-PSS", hash: "SHA-256" },
+        verify: { name: "RSA-PSS", saltLength: 32 },
     },
 };
 
@@ -105,7 +119,9 @@ async function verifyToken(r, token) {
     if (!alg || alg.kty !== jwk.kty || header.alg !== jwk.alg) {
         throw invalid(`alg ${header.alg} for a ${jwk.alg} key`);
     }
-    if (jwk.alg === "ES256" && signature.length !== 64) throw invalid("not a JOSE ECDSA signature");
+    if (alg.signatureLength && signature.length !== alg.signatureLength) {
+        throw invalid("not a JOSE ECDSA signature");
+    }
     const key = await importKey(jwk, alg);
     const signed = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
     if (!(await crypto.subtle.verify(alg.verify, key, signature, signed))) {
@@ -179,9 +195,12 @@ function spki(jwk) {
     if (jwk.kty === "EC") {
         const x = decodeBase64url(jwk.x);
         const y = decodeBase64url(jwk.y);
-        if (jwk.crv !== "P-256" || x.length !== 32 || y.length !== 32) throw invalid("bad EC key");
-        const prefix = Buffer.from("3059301306072a8648ce3d020106082a8648ce3d030107034200", "hex");
-        return Buffer.concat([prefix, Buffer.from([4]), x, y]);
+        const curve = {
+            "P-256": [32, "3059301306072a8648ce3d020106082a8648ce3d030107034200"],
+            "P-384": [48, "3076301006072a8648ce3d020106052b81040022036200"],
+        }[jwk.crv];
+        if (!curve || x.length !== curve[0] || y.length !== curve[0]) throw invalid("bad EC key");
+        return Buffer.concat([Buffer.from(curve[1], "hex"), Buffer.from([4]), x, y]);
     }
     const rsaEncryption = Buffer.from("300d06092a864886f70d0101010500", "hex");
     const publicKey = der(0x30, Buffer.concat([derInteger(jwk.n), derInteger(jwk.e)]));

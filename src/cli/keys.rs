@@ -186,7 +186,7 @@ async fn export(store: &Store, out: &Path) -> anyhow::Result<()> {
     for key in &published {
         let pem = key
             .public
-            .to_pem()
+            .to_pem(key.alg)
             .with_context(|| format!("key {} has malformed public parameters", key.kid))?;
         write(&out.join(format!("{}.pem", key.kid)), pem.as_bytes())?;
     }

@@ -114,9 +114,10 @@ pub struct Config {
     pub database_url: String,
     /// Listen address.
     pub bind: SocketAddr,
-    /// Algorithm of newly created signing keys.
+    /// Algorithm of newly created signing keys: RS256, ES256, ES384, PS256
+    /// or EdDSA.
     pub algorithm: Algorithm,
-    /// Modulus size of new RSA keys: 2048, 3072 or 4096.
+    /// Modulus size of new RSA keys (RS256 and PS256): 2048, 3072 or 4096.
     pub rsa_bits: u32,
     /// Lifetime of access tokens.
     pub access_token_lifetime: Duration,
@@ -589,7 +590,30 @@ mod tests {
             "environment variable JWTD_RSA_BITS: setting `rsa_bits`: `1024` is not 2048, 3072 or 4096"
         );
         let err = Config::default().apply_env(env(&[("JWTD_ALGORITHM", "HS256")]));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "environment variable JWTD_ALGORITHM: setting `algorithm`: \
+             `HS256` is not RS256, ES256, ES384, PS256 or EdDSA"
+        );
+        // JOSE names are case-sensitive.
+        let err = Config::default().apply_env(env(&[("JWTD_ALGORITHM", "EDDSA")]));
         assert!(err.unwrap_err().to_string().contains("`algorithm`"));
+    }
+
+    #[test]
+    fn every_algorithm_is_accepted_by_its_jose_name() {
+        for (name, alg) in [
+            ("RS256", Algorithm::Rs256),
+            ("ES256", Algorithm::Es256),
+            ("ES384", Algorithm::Es384),
+            ("PS256", Algorithm::Ps256),
+            ("EdDSA", Algorithm::EdDsa),
+        ] {
+            let mut config = Config::default();
+            config.apply_env(env(&[("JWTD_ALGORITHM", name)])).unwrap();
+            assert_eq!(config.algorithm, alg);
+            assert_eq!(alg.to_string(), name);
+        }
     }
 
     #[test]

@@ -113,7 +113,9 @@ impl From<IssueError> for ApiError {
 }
 
 impl ApiError {
-    fn status_and_body(&self) -> (StatusCode, Value) {
+    /// The status and simplejwt's body of this error (also the OpenAPI
+    /// document's examples).
+    pub(super) fn status_and_body(&self) -> (StatusCode, Value) {
         use StatusCode as S;
         match self {
             Self::BadCredentials => (

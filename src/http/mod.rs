@@ -9,6 +9,7 @@ mod error;
 mod jwks;
 mod me;
 mod observe;
+mod openapi;
 mod token_views;
 
 use std::sync::Arc;
@@ -110,41 +111,29 @@ pub struct Routers {
 /// The routers with their state. With metrics on, every API request is
 /// counted and timed by its connection; with them off, nothing is.
 pub fn routers(state: AppState) -> Routers {
-    let routes = [
-        ("/api/token/", post(token_views::obtain_pair)),
-        ("/api/token/refresh/", post(token_views::refresh)),
-        ("/api/token/verify/", post(token_views::verify)),
-        ("/api/token/blacklist/", post(token_views::blacklist)),
-        ("/api/token/logout-all/", post(token_views::logout_all)),
-        ("/api/token/sliding/", post(token_views::obtain_sliding)),
-        (
-            "/api/token/sliding/refresh/",
-            post(token_views::refresh_sliding),
-        ),
-        ("/api/me/", get(me::me)),
-        (
-            "/.well-known/jwks.json",
-            get(jwks::jwks).options(jwks::preflight),
-        ),
-        (
-            "/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
-        ),
-        ("/healthz", get(livez)),
-        ("/livez", get(livez)),
-        ("/readyz", get(readyz)),
-    ];
-    let templates: Vec<&'static str> = routes.iter().map(|(path, _)| *path).collect();
+    let table = route_table();
+    let templates: Vec<&'static str> = table.iter().map(|route| route.path).collect();
     let mut router = Router::new();
-    for (path, handler) in routes {
-        let handler: MethodRouter<AppState> = handler.fallback(method_not_allowed);
+    for Route {
+        path,
+        handlers,
+        doc,
+    } in table
+    {
+        let allow = openapi::allowed_methods(&doc);
+        let handlers = handlers.fallback(move |method: Method| async move {
+            (
+                [(header::ALLOW, allow)],
+                ApiError::MethodNotAllowed(method.to_string()),
+            )
+        });
         let other_form = match path.strip_suffix('/') {
             Some(bare) => bare.to_owned(),
             None => format!("{path}/"),
         };
         router = router
-            .route(path, handler.clone())
-            .route(&other_form, handler);
+            .route(path, handlers.clone())
+            .route(&other_form, handlers);
     }
     let api = router
         .fallback(not_found)
@@ -163,6 +152,77 @@ pub fn routers(state: AppState) -> Routers {
         metrics: Some(observe::metrics_router(state, Arc::clone(&http))),
         observed: Some(http),
     }
+}
+
+/// One endpoint: its path (the other spelling, with or without the
+/// trailing slash, answers too), its handlers, and what the OpenAPI
+/// document says of them.
+struct Route {
+    path: &'static str,
+    handlers: MethodRouter<AppState>,
+    doc: utoipa::openapi::PathItem,
+}
+
+/// Every endpoint of SPEC §3 and §8: the one list the router and the
+/// OpenAPI document are both built from.
+fn route_table() -> Vec<Route> {
+    let route = |path, handlers, doc| Route {
+        path,
+        handlers,
+        doc,
+    };
+    vec![
+        route(
+            "/api/token/",
+            post(token_views::obtain_pair),
+            openapi::obtain_pair(),
+        ),
+        route(
+            "/api/token/refresh/",
+            post(token_views::refresh),
+            openapi::refresh(),
+        ),
+        route(
+            "/api/token/verify/",
+            post(token_views::verify),
+            openapi::verify(),
+        ),
+        route(
+            "/api/token/blacklist/",
+            post(token_views::blacklist),
+            openapi::blacklist(),
+        ),
+        route(
+            "/api/token/logout-all/",
+            post(token_views::logout_all),
+            openapi::logout_all(),
+        ),
+        route(
+            "/api/token/sliding/",
+            post(token_views::obtain_sliding),
+            openapi::obtain_sliding(),
+        ),
+        route(
+            "/api/token/sliding/refresh/",
+            post(token_views::refresh_sliding),
+            openapi::refresh_sliding(),
+        ),
+        route("/api/me/", get(me::me), openapi::me()),
+        route(
+            "/.well-known/jwks.json",
+            get(jwks::jwks).options(jwks::preflight),
+            openapi::jwks(),
+        ),
+        route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+            openapi::openid_configuration(),
+        ),
+        route("/healthz", get(livez), openapi::livez("healthz")),
+        route("/livez", get(livez), openapi::livez("livez")),
+        route("/readyz", get(readyz), openapi::readyz()),
+        route("/openapi.json", get(openapi::serve), openapi::openapi()),
+    ]
 }
 
 /// `GET /livez` and `/healthz`: the process serves; no database check.
@@ -192,8 +252,4 @@ async fn readyz(State(app): State<AppState>) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound
-}
-
-async fn method_not_allowed(method: Method) -> ApiError {
-    ApiError::MethodNotAllowed(method.to_string())
 }

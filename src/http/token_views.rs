@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::body::{Fields, Trim};
 use super::{ApiError, AppState, Authenticated, ClientAddress};
@@ -24,27 +26,28 @@ pub async fn obtain_pair(
     State(app): State<AppState>,
     ClientAddress(address): ClientAddress,
     fields: Fields,
-) -> Result<Tokens, ApiError> {
+) -> Result<Tokens<TokenPair>, ApiError> {
     let user = authenticate(&app, address, &fields).await?;
     let now = app.clock.now();
     let keys = app.keys.current();
     let (access, refresh) = app.sessions(&keys).login(user.id, now).await?;
-    Ok(Tokens(json!({"refresh": refresh, "access": access})))
+    Ok(Tokens(TokenPair { access, refresh }))
 }
 
 /// `POST /api/token/refresh/`: a refresh token for a new access token, and
 /// a new refresh token when `rotate_refresh_tokens` is on.
-pub async fn refresh(State(app): State<AppState>, fields: Fields) -> Result<Tokens, ApiError> {
+pub async fn refresh(
+    State(app): State<AppState>,
+    fields: Fields,
+) -> Result<Tokens<Refreshed>, ApiError> {
     let Presented { claims, keys, now } =
         presented(&app, &fields, "refresh", Expect::Type(TokenType::Refresh))
             .inspect_err(|_| METRICS.refresh(metrics::Refresh::Invalid))?;
     let refreshed = app.sessions(&keys).refresh(&claims, now).await?;
-    let mut body = Map::new();
-    body.insert("access".into(), refreshed.access.into());
-    if let Some(refresh) = refreshed.refresh {
-        body.insert("refresh".into(), refresh.into());
-    }
-    Ok(Tokens(Value::Object(body)))
+    Ok(Tokens(Refreshed {
+        access: refreshed.access,
+        refresh: refreshed.refresh,
+    }))
 }
 
 /// `POST /api/token/verify/`: 200 `{}` for any valid token jwtd issued that
@@ -89,12 +92,12 @@ pub async fn obtain_sliding(
     State(app): State<AppState>,
     ClientAddress(address): ClientAddress,
     fields: Fields,
-) -> Result<Tokens, ApiError> {
+) -> Result<Tokens<SlidingToken>, ApiError> {
     let user = authenticate(&app, address, &fields).await?;
     let now = app.clock.now();
     let keys = app.keys.current();
     let token = app.sessions(&keys).login_sliding(user.id, now).await?;
-    Ok(Tokens(json!({"token": token})))
+    Ok(Tokens(SlidingToken { token }))
 }
 
 /// `POST /api/token/sliding/refresh/`: a sliding token, before its `exp`
@@ -102,18 +105,45 @@ pub async fn obtain_sliding(
 pub async fn refresh_sliding(
     State(app): State<AppState>,
     fields: Fields,
-) -> Result<Tokens, ApiError> {
+) -> Result<Tokens<SlidingToken>, ApiError> {
     let Presented { claims, keys, now } =
         presented(&app, &fields, "token", Expect::Type(TokenType::Sliding))?;
     let token = app.sessions(&keys).refresh_sliding(&claims, now).await?;
-    Ok(Tokens(json!({"token": token})))
+    Ok(Tokens(SlidingToken { token }))
+}
+
+/// An access and a refresh token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    /// The access token.
+    pub access: String,
+    /// The refresh token.
+    pub refresh: String,
+}
+
+/// A refreshed access token, and the next refresh token when
+/// `rotate_refresh_tokens` is on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Refreshed {
+    /// The new access token.
+    pub access: String,
+    /// The refresh token that replaces the presented one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
+}
+
+/// A sliding token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlidingToken {
+    /// The sliding token.
+    pub token: String,
 }
 
 /// A body that holds tokens: never stored by a cache on the way (RFC 6749
 /// §5.1).
-pub struct Tokens(Value);
+pub struct Tokens<T>(T);
 
-impl IntoResponse for Tokens {
+impl<T: Serialize> IntoResponse for Tokens<T> {
     fn into_response(self) -> Response {
         let headers = [
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),

@@ -5,7 +5,10 @@ use std::fmt;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair,
+};
 use zeroize::Zeroizing;
 
 use super::KeyError;
@@ -34,12 +37,12 @@ impl fmt::Debug for GeneratedKey {
 }
 
 /// Generates a key for `alg`; `rsa_bits` (2048, 3072 or 4096) sizes RSA
-/// keys. RSA generation takes tens of milliseconds: call it off the async
-/// reactor.
+/// keys (RS256 and PS256). RSA generation takes tens of milliseconds: call
+/// it off the async reactor.
 pub fn generate(alg: Algorithm, rsa_bits: u32) -> Result<GeneratedKey, KeyError> {
     let fail = |_| KeyError::Generate(alg);
     let (public, pkcs8) = match alg {
-        Algorithm::Rs256 => {
+        Algorithm::Rs256 | Algorithm::Ps256 => {
             let size = match rsa_bits {
                 3072 => KeySize::Rsa3072,
                 4096 => KeySize::Rsa4096,
@@ -53,10 +56,25 @@ pub fn generate(alg: Algorithm, rsa_bits: u32) -> Result<GeneratedKey, KeyError>
                 Zeroizing::new(der.as_ref().to_vec()),
             )
         }
-        Algorithm::Es256 => {
-            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(fail)?;
+        Algorithm::Es256 | Algorithm::Es384 => {
+            let signing = match alg {
+                Algorithm::Es384 => &ECDSA_P384_SHA384_FIXED_SIGNING,
+                _ => &ECDSA_P256_SHA256_FIXED_SIGNING,
+            };
+            let pair = EcdsaKeyPair::generate(signing).map_err(fail)?;
+            let point = pair.public_key().as_ref();
+            let public = match alg {
+                Algorithm::Es384 => PublicJwk::p384(point),
+                _ => PublicJwk::p256(point),
+            }
+            .ok_or(KeyError::Generate(alg))?;
+            let der = pair.to_pkcs8v1().map_err(fail)?;
+            (public, Zeroizing::new(der.as_ref().to_vec()))
+        }
+        Algorithm::EdDsa => {
+            let pair = Ed25519KeyPair::generate().map_err(fail)?;
             let public =
-                PublicJwk::p256(pair.public_key().as_ref()).ok_or(KeyError::Generate(alg))?;
+                PublicJwk::ed25519(pair.public_key().as_ref()).ok_or(KeyError::Generate(alg))?;
             let der = pair.to_pkcs8v1().map_err(fail)?;
             (public, Zeroizing::new(der.as_ref().to_vec()))
         }

@@ -8,7 +8,10 @@ use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -29,8 +32,11 @@ pub struct SigningKey {
 }
 
 enum KeyPair {
-    Rsa(aws_lc_rs::rsa::KeyPair),
+    /// RS256 or PS256, by the encoding.
+    Rsa(aws_lc_rs::rsa::KeyPair, &'static dyn RsaEncoding),
+    /// ES256 or ES384, by the curve the pair was parsed for.
     Ec(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
 }
 
 impl fmt::Debug for SigningKey {
@@ -50,14 +56,21 @@ impl SigningKey {
             kid: kid.to_owned(),
             reason,
         };
-        let pair = match alg {
-            Algorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8)
-                .map(KeyPair::Rsa)
-                .map_err(|err| malformed(err.to_string()))?,
-            Algorithm::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                .map(KeyPair::Ec)
-                .map_err(|err| malformed(err.to_string()))?,
+        let rsa = |encoding: &'static dyn RsaEncoding| {
+            aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map(|pair| KeyPair::Rsa(pair, encoding))
         };
+        let pair = match alg {
+            Algorithm::Rs256 => rsa(&RSA_PKCS1_SHA256),
+            Algorithm::Ps256 => rsa(&RSA_PSS_SHA256),
+            Algorithm::Es256 => {
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map(KeyPair::Ec)
+            }
+            Algorithm::Es384 => {
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8).map(KeyPair::Ec)
+            }
+            Algorithm::EdDsa => Ed25519KeyPair::from_pkcs8(pkcs8).map(KeyPair::Ed25519),
+        }
+        .map_err(|err| malformed(err.to_string()))?;
         let header = serde_json::json!({"alg": alg.as_str(), "typ": "JWT", "kid": kid});
         Ok(Self {
             kid: kid.to_owned(),
@@ -86,15 +99,10 @@ impl SigningKey {
         URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         let failed = |_| KeyError::Sign(self.kid.clone());
         let signature = match &self.pair {
-            KeyPair::Rsa(pair) => {
+            KeyPair::Rsa(pair, encoding) => {
                 let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(
-                    &RSA_PKCS1_SHA256,
-                    &self.rng,
-                    token.as_bytes(),
-                    &mut signature,
-                )
-                .map_err(failed)?;
+                pair.sign(*encoding, &self.rng, token.as_bytes(), &mut signature)
+                    .map_err(failed)?;
                 signature
             }
             KeyPair::Ec(pair) => pair
@@ -102,6 +110,7 @@ impl SigningKey {
                 .map_err(failed)?
                 .as_ref()
                 .to_vec(),
+            KeyPair::Ed25519(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
         };
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
@@ -335,9 +344,13 @@ fn open_signer(key: &StoredKey, master: &MasterKey) -> Result<SigningKey, KeyErr
 }
 
 fn verifying_key(key: &StoredKey) -> Result<PublicKey, KeyError> {
-    let public = match &key.public {
-        PublicJwk::Rsa { n, e } => PublicKey::rsa(n, e),
-        PublicJwk::Ec { x, y, .. } => PublicKey::p256(x, y),
+    let public = match (&key.public, key.alg) {
+        (public, alg) if !public.fits(alg) => Err(format!("not a public key for {alg}")),
+        (PublicJwk::Rsa { n, e }, Algorithm::Ps256) => PublicKey::rsa_pss(n, e),
+        (PublicJwk::Rsa { n, e }, _) => PublicKey::rsa(n, e),
+        (PublicJwk::Ec { x, y, .. }, Algorithm::Es384) => PublicKey::p384(x, y),
+        (PublicJwk::Ec { x, y, .. }, _) => PublicKey::p256(x, y),
+        (PublicJwk::Okp { x, .. }, _) => PublicKey::ed25519(x),
     };
     public.map_err(|reason| KeyError::Malformed {
         kid: key.kid.clone(),
@@ -348,7 +361,7 @@ fn verifying_key(key: &StoredKey) -> Result<PublicKey, KeyError> {
 fn jwks_document(published: &[&StoredKey]) -> JwksDocument {
     let keys: Vec<serde_json::Value> = published
         .iter()
-        .map(|k| k.public.published(&k.kid))
+        .map(|k| k.public.published(&k.kid, k.alg))
         .collect();
     let body = serde_json::json!({ "keys": keys }).to_string();
     let hash = digest::digest(&digest::SHA256, body.as_bytes());

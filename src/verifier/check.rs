@@ -42,7 +42,7 @@ impl Default for Rules {
             leeway: 0,
             token_type_claim: "token_type".into(),
             jti_claim: "jti".into(),
-            algorithms: vec![Algorithm::Rs256, Algorithm::Es256],
+            algorithms: Algorithm::ALL.to_vec(),
         }
     }
 }

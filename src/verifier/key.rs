@@ -8,7 +8,8 @@ use std::str::FromStr;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::PublicKeyComponents;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, VerificationAlgorithm,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, VerificationAlgorithm,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -22,14 +23,32 @@ pub enum Algorithm {
     Rs256,
     /// ECDSA on P-256 with SHA-256.
     Es256,
+    /// ECDSA on P-384 with SHA-384.
+    Es384,
+    /// RSASSA-PSS with SHA-256, MGF1 with SHA-256 and a 32-byte salt.
+    Ps256,
+    /// EdDSA on Ed25519 (RFC 8037).
+    EdDsa,
 }
 
 impl Algorithm {
-    /// The JOSE name (`RS256`, `ES256`).
+    /// Every algorithm jwtd signs and verifies with.
+    pub const ALL: [Algorithm; 5] = [
+        Self::Rs256,
+        Self::Es256,
+        Self::Es384,
+        Self::Ps256,
+        Self::EdDsa,
+    ];
+
+    /// The JOSE name (`RS256`, `ES256`, `ES384`, `PS256`, `EdDSA`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rs256 => "RS256",
             Self::Es256 => "ES256",
+            Self::Es384 => "ES384",
+            Self::Ps256 => "PS256",
+            Self::EdDsa => "EdDSA",
         }
     }
 }
@@ -44,11 +63,11 @@ impl FromStr for Algorithm {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim() {
-            "RS256" => Ok(Self::Rs256),
-            "ES256" => Ok(Self::Es256),
-            other => Err(format!("`{other}` is not RS256 or ES256")),
-        }
+        let text = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|alg| alg.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not RS256, ES256, ES384, PS256 or EdDSA"))
     }
 }
 
@@ -73,46 +92,104 @@ pub const P256_SPKI_PREFIX: [u8; 26] = [
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
+/// DER prefix of a P-384 SubjectPublicKeyInfo, before the 97-byte point.
+pub const P384_SPKI_PREFIX: [u8; 23] = [
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+];
+
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the
+/// 32-byte key.
+pub const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// DER AlgorithmIdentifier of RSASSA-PSS restricted to SHA-256, MGF1 with
+/// SHA-256 and a 32-byte salt (RFC 4055): how a PS256 key's PEM says that
+/// it is for PS256 only.
+pub const PS256_ALGORITHM_ID: [u8; 67] = [
+    0x30, 0x41, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a, 0x30, 0x34, 0xa0,
+    0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30,
+    0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0xa2, 0x03,
+    0x02, 0x01, 0x20,
+];
+
 impl PublicKey {
     /// An RS256 key from base64url modulus and exponent (JWK `n`, `e`).
     /// Keys under 2048 bits are refused.
     pub fn rsa(n: &str, e: &str) -> Result<Self, String> {
-        Self::rsa_components(PublicKeyComponents {
-            n: base64url(n, "n")?,
-            e: base64url(e, "e")?,
-        })
+        Self::rsa_for(Algorithm::Rs256, n, e)
     }
 
-    /// An RS256 key of 2048 to 8192 bits.
-    fn rsa_components(components: PublicKeyComponents<Vec<u8>>) -> Result<Self, String> {
+    /// A PS256 key from base64url modulus and exponent (JWK `n`, `e`).
+    /// Keys under 2048 bits are refused.
+    pub fn rsa_pss(n: &str, e: &str) -> Result<Self, String> {
+        Self::rsa_for(Algorithm::Ps256, n, e)
+    }
+
+    fn rsa_for(alg: Algorithm, n: &str, e: &str) -> Result<Self, String> {
+        let components = PublicKeyComponents {
+            n: base64url(n, "n")?,
+            e: base64url(e, "e")?,
+        };
+        Self::rsa_components(alg, components)
+    }
+
+    /// An RSA key of 2048 to 8192 bits for `alg` (RS256 or PS256).
+    fn rsa_components(
+        alg: Algorithm,
+        components: PublicKeyComponents<Vec<u8>>,
+    ) -> Result<Self, String> {
         let n = &components.n[components.n.iter().take_while(|&&b| b == 0).count()..];
         let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
         if !(2048..=8192).contains(&bits) {
             return Err(format!(
-                "RS256 keys must have 2048 to 8192 bits, not {bits}"
+                "{alg} keys must have 2048 to 8192 bits, not {bits}"
             ));
         }
         let der = components
             .as_der()
             .map_err(|_| "not an RSA public key".to_owned())?;
-        Self::from_der(Algorithm::Rs256, der.as_ref())
+        Self::from_der(alg, der.as_ref())
     }
 
     /// An ES256 key from base64url P-256 coordinates (JWK `x`, `y`).
     pub fn p256(x: &str, y: &str) -> Result<Self, String> {
-        let (x, y) = (base64url(x, "x")?, base64url(y, "y")?);
-        if x.len() != 32 || y.len() != 32 {
-            return Err("P-256 coordinates must be 32 bytes each".into());
-        }
-        Self::from_der(Algorithm::Es256, &[&[0x04], &x[..], &y[..]].concat())
+        Self::ec_point(Algorithm::Es256, 32, x, y)
     }
 
-    /// A key from what aws-lc-rs parses for `alg`: an RSA public key (DER)
-    /// or an uncompressed P-256 point.
+    /// An ES384 key from base64url P-384 coordinates (JWK `x`, `y`).
+    pub fn p384(x: &str, y: &str) -> Result<Self, String> {
+        Self::ec_point(Algorithm::Es384, 48, x, y)
+    }
+
+    fn ec_point(alg: Algorithm, size: usize, x: &str, y: &str) -> Result<Self, String> {
+        let (x, y) = (base64url(x, "x")?, base64url(y, "y")?);
+        if x.len() != size || y.len() != size {
+            return Err(format!("{alg} coordinates must be {size} bytes each"));
+        }
+        Self::from_der(alg, &[&[0x04], &x[..], &y[..]].concat())
+    }
+
+    /// An EdDSA key from a base64url Ed25519 public key (JWK `x`).
+    pub fn ed25519(x: &str) -> Result<Self, String> {
+        let x = base64url(x, "x")?;
+        if x.len() != 32 {
+            return Err("Ed25519 public keys are 32 bytes".into());
+        }
+        Self::from_der(Algorithm::EdDsa, &x)
+    }
+
+    /// A key from what aws-lc-rs parses for `alg`: an RSA public key (DER),
+    /// an uncompressed EC point or a raw Ed25519 key.
     fn from_der(alg: Algorithm, der: &[u8]) -> Result<Self, String> {
         let algorithm: &'static dyn VerificationAlgorithm = match alg {
             Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
             Algorithm::Es256 => &ECDSA_P256_SHA256_FIXED,
+            Algorithm::Es384 => &ECDSA_P384_SHA384_FIXED,
+            Algorithm::Ps256 => &RSA_PSS_2048_8192_SHA256,
+            Algorithm::EdDsa => &ED25519,
         };
         let verifying = ParsedPublicKey::new(algorithm, der)
             .map_err(|err| format!("unusable {alg} public key: {err}"))?;
@@ -121,7 +198,7 @@ impl PublicKey {
 
     /// Whether `signature` (base64url, as in a JWS) is this key's signature
     /// of `message` under its own algorithm. ECDSA signatures must be the
-    /// 64-byte JOSE form (r‖s); DER is refused.
+    /// JOSE form (r‖s, 64 bytes for ES256, 96 for ES384); DER is refused.
     pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
         let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
             return false;
@@ -129,8 +206,10 @@ impl PublicKey {
         self.verifying.verify_sig(message, &signature).is_ok()
     }
 
-    /// A key from one JWKS entry: `use` absent or `sig`, `kty` RSA or EC
-    /// P-256, and an `alg` (if given) that matches the type.
+    /// A key from one JWKS entry: `use` absent or `sig`, `kty` RSA, EC
+    /// (P-256 or P-384) or OKP (Ed25519), and an `alg` (if given) that
+    /// matches the type. An RSA key is for PS256 when its `alg` says so,
+    /// else for RS256.
     pub fn from_jwk(entry: &Value) -> Result<Self, String> {
         if entry.get("use").is_some_and(|u| u != "sig") {
             return Err("not a signing key".into());
@@ -148,12 +227,21 @@ impl PublicKey {
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("no \"{name}\""))
         };
-        let key = match member("kty")? {
-            "RSA" => Self::rsa(member("n")?, member("e")?)?,
-            "EC" if member("crv")? == "P-256" => Self::p256(member("x")?, member("y")?)?,
-            other => return Err(format!("unsupported key type {other}")),
+        let alg = entry.get("alg");
+        let key = match (member("kty")?, member("crv")) {
+            ("RSA", _) if alg.is_some_and(|alg| alg == "PS256") => {
+                Self::rsa_pss(member("n")?, member("e")?)?
+            }
+            ("RSA", _) => Self::rsa(member("n")?, member("e")?)?,
+            ("EC", Ok("P-256")) => Self::p256(member("x")?, member("y")?)?,
+            ("EC", Ok("P-384")) => Self::p384(member("x")?, member("y")?)?,
+            ("OKP", Ok("Ed25519")) => Self::ed25519(member("x")?)?,
+            (kty, crv) => {
+                let crv = crv.map(|crv| format!(" on {crv}")).unwrap_or_default();
+                return Err(format!("unsupported key type {kty}{crv}"));
+            }
         };
-        if let Some(alg) = entry.get("alg")
+        if let Some(alg) = alg
             && alg.as_str() != Some(key.alg.as_str())
         {
             return Err(format!("alg {alg} does not fit the key type"));
@@ -162,7 +250,9 @@ impl PublicKey {
     }
 
     /// A key from a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) or
-    /// `RSA PUBLIC KEY` document: RSA (RS256) or P-256 (ES256).
+    /// `RSA PUBLIC KEY` document: RSA (RS256), RSASSA-PSS restricted to
+    /// PS256's parameters (PS256), P-256 (ES256), P-384 (ES384) or Ed25519
+    /// (EdDSA).
     pub fn from_pem(text: &str) -> Result<Self, String> {
         let (label, der) = pem_body(text)?;
         if label != "PUBLIC KEY" && label != "RSA PUBLIC KEY" {
@@ -170,20 +260,62 @@ impl PublicKey {
                 "found a \"{label}\" block, expected \"PUBLIC KEY\""
             ));
         }
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         if let Some(point) = der.strip_prefix(&P256_SPKI_PREFIX[..]) {
             if point.len() != 65 || point[0] != 0x04 {
                 return Err("malformed P-256 point".into());
             }
-            let (x, y) = (
-                URL_SAFE_NO_PAD.encode(&point[1..33]),
-                URL_SAFE_NO_PAD.encode(&point[33..]),
-            );
-            return Self::p256(&x, &y);
+            return Self::p256(&b64(&point[1..33]), &b64(&point[33..]));
+        }
+        if let Some(point) = der.strip_prefix(&P384_SPKI_PREFIX[..]) {
+            if point.len() != 97 || point[0] != 0x04 {
+                return Err("malformed P-384 point".into());
+            }
+            return Self::p384(&b64(&point[1..49]), &b64(&point[49..]));
+        }
+        if let Some(x) = der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+            return Self::ed25519(&b64(x));
+        }
+        if let Some(rsa) = pss_spki_key(&der) {
+            let rsa = aws_lc_rs::rsa::PublicKey::from_der(rsa)
+                .map_err(|_| "malformed RSASSA-PSS public key".to_owned())?;
+            return Self::rsa_components(Algorithm::Ps256, PublicKeyComponents::from(&rsa));
         }
         let rsa = aws_lc_rs::rsa::PublicKey::from_der(&der)
-            .map_err(|_| "neither an RSA nor a P-256 public key".to_owned())?;
-        Self::rsa_components(PublicKeyComponents::<Vec<u8>>::from(&rsa))
+            .map_err(|_| "not an RSA, P-256, P-384 or Ed25519 public key".to_owned())?;
+        Self::rsa_components(Algorithm::Rs256, PublicKeyComponents::<Vec<u8>>::from(&rsa))
     }
+}
+
+/// The RSAPublicKey inside a SubjectPublicKeyInfo whose algorithm is
+/// [`PS256_ALGORITHM_ID`]; `None` for any other document.
+fn pss_spki_key(der: &[u8]) -> Option<&[u8]> {
+    let spki = der_contents(der, 0x30)?;
+    let bits = spki.strip_prefix(&PS256_ALGORITHM_ID[..])?;
+    match der_contents(bits, 0x03)? {
+        [0x00, key @ ..] => Some(key),
+        _ => None,
+    }
+}
+
+/// The contents of the DER element with `tag` that makes up all of `der`.
+fn der_contents(der: &[u8], tag: u8) -> Option<&[u8]> {
+    let (&first, rest) = der.split_first()?;
+    let (&length, rest) = rest.split_first()?;
+    if first != tag {
+        return None;
+    }
+    let (length, rest) = match length {
+        0..=0x7f => (usize::from(length), rest),
+        0x81..=0x82 => {
+            let width = usize::from(length & 0x7f);
+            let (bytes, rest) = rest.split_at_checked(width)?;
+            let length = bytes.iter().fold(0, |n, &b| n << 8 | usize::from(b));
+            (length, rest)
+        }
+        _ => return None,
+    };
+    (rest.len() == length).then_some(rest)
 }
 
 /// Where verification finds the key a token's `kid` names.
@@ -211,8 +343,8 @@ pub enum JwksError {
     /// Not JSON, or not `{"keys":[…]}`.
     #[error("not a JWKS document: {0}")]
     NotJwks(String),
-    /// No usable RS256 or ES256 signing key with a kid.
-    #[error("the JWKS has no RS256 or ES256 signing key")]
+    /// No usable signing key with a kid, of any algorithm jwtd knows.
+    #[error("the JWKS has no RS256, ES256, ES384, PS256 or EdDSA signing key")]
     NoUsableKey,
 }
 

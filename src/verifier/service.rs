@@ -25,7 +25,8 @@ pub struct VerifyOptions {
     pub audience: Option<String>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
-    /// Accepted algorithms (default RS256 and ES256).
+    /// Accepted algorithms (default every one jwtd signs with:
+    /// [`Algorithm::ALL`]).
     pub algorithms: Vec<Algorithm>,
     /// Required token type (default `access`); `None` accepts any.
     pub token_type: Option<String>,

@@ -8,8 +8,9 @@ use std::collections::HashSet;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::{
-    ECDSAP256PublicKeyLike, ES256PublicKey, JWTClaims, RS256PublicKey, RSAPublicKeyLike,
-    VerificationOptions,
+    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
+    Ed25519PublicKey, EdDSAPublicKeyLike, JWTClaims, PS256PublicKey, RS256PublicKey,
+    RSAPublicKeyLike, VerificationOptions,
 };
 use jwtd::verifier::Algorithm;
 use reqwest::StatusCode;
@@ -19,6 +20,40 @@ use serde_json::{Value, json};
 use crate::helpers::{
     Pair, TestApp, assert_status, claims_of, expect_json, header_of, kid_of, spawn_app_with,
 };
+
+#[tokio::test]
+async fn es384_access_and_refresh_tokens_verify_with_jwt_simple() {
+    assert_pair_verifies_with_jwt_simple(Algorithm::Es384, |_| {}).await;
+}
+
+#[tokio::test]
+async fn ps256_access_and_refresh_tokens_verify_with_jwt_simple() {
+    assert_pair_verifies_with_jwt_simple(Algorithm::Ps256, |_| {}).await;
+}
+
+#[tokio::test]
+async fn ps256_with_3072_bit_keys_verifies_with_jwt_simple() {
+    assert_pair_verifies_with_jwt_simple(Algorithm::Ps256, |c| c.rsa_bits = 3072).await;
+}
+
+#[tokio::test]
+async fn eddsa_access_and_refresh_tokens_verify_with_jwt_simple() {
+    assert_pair_verifies_with_jwt_simple(Algorithm::EdDsa, |_| {}).await;
+}
+
+#[tokio::test]
+async fn tampered_tokens_of_every_new_algorithm_fail_with_jwt_simple() {
+    for algorithm in [Algorithm::Es384, Algorithm::Ps256, Algorithm::EdDsa] {
+        assert_tampered_token_fails_with_jwt_simple(algorithm).await;
+    }
+}
+
+#[tokio::test]
+async fn kids_of_every_new_algorithm_are_the_thumbprints_jwt_simple_computes() {
+    for algorithm in [Algorithm::Es384, Algorithm::Ps256, Algorithm::EdDsa] {
+        assert_kids_are_thumbprints(algorithm).await;
+    }
+}
 
 #[tokio::test]
 async fn rs256_access_and_refresh_tokens_verify_with_jwt_simple() {
@@ -283,6 +318,24 @@ pub(crate) fn verify_with_jwt_simple(
                 .with_key_id(&kid)
                 .verify_token::<JwtdClaims>(token, Some(options))
         }
+        (Some("EC"), Some("ES384")) => {
+            assert_eq!(jwk["crv"], "P-384");
+            let point = [&[0x04][..], &unb64(&jwk["x"]), &unb64(&jwk["y"])].concat();
+            ES384PublicKey::from_bytes(&point)?
+                .with_key_id(&kid)
+                .verify_token::<JwtdClaims>(token, Some(options))
+        }
+        (Some("RSA"), Some("PS256")) => {
+            PS256PublicKey::from_components(&unb64(&jwk["n"]), &unb64(&jwk["e"]))?
+                .with_key_id(&kid)
+                .verify_token::<JwtdClaims>(token, Some(options))
+        }
+        (Some("OKP"), Some("EdDSA")) => {
+            assert_eq!(jwk["crv"], "Ed25519");
+            Ed25519PublicKey::from_bytes(&unb64(&jwk["x"]))?
+                .with_key_id(&kid)
+                .verify_token::<JwtdClaims>(token, Some(options))
+        }
         other => panic!("unexpected JWK type {other:?}: {jwk}"),
     }
 }
@@ -358,6 +411,18 @@ async fn assert_kids_are_thumbprints(algorithm: Algorithm) {
                 let point = [&[0x04][..], &unb64(&jwk["x"]), &unb64(&jwk["y"])].concat();
                 ES256PublicKey::from_bytes(&point).unwrap().jwk_thumbprint()
             }
+            Algorithm::Es384 => {
+                let point = [&[0x04][..], &unb64(&jwk["x"]), &unb64(&jwk["y"])].concat();
+                ES384PublicKey::from_bytes(&point).unwrap().jwk_thumbprint()
+            }
+            Algorithm::Ps256 => {
+                PS256PublicKey::from_components(&unb64(&jwk["n"]), &unb64(&jwk["e"]))
+                    .unwrap()
+                    .jwk_thumbprint()
+            }
+            Algorithm::EdDsa => Ed25519PublicKey::from_bytes(&unb64(&jwk["x"]))
+                .unwrap()
+                .jwk_thumbprint(),
         };
         assert_eq!(jwk["kid"], thumbprint);
         assert_eq!(jwk["use"], "sig");

@@ -1,11 +1,14 @@
 //! Test vectors nobody here wrote, from Project Wycheproof (C2SP/wycheproof),
 //! run through jwtd's own verification path:
 //!
-//! - the signature primitives: ECDSA P-256 SHA-256 in IEEE P1363 form (r‖s,
-//!   the JOSE form) and RSA PKCS#1 v1.5 SHA-256 with 2048, 3072 and 4096-bit
-//!   keys, from the `wycheproof` crate, through [`PublicKey::verifies`];
+//! - the signature primitives: ECDSA P-256 SHA-256 and P-384 SHA-384 in
+//!   IEEE P1363 form (r‖s, the JOSE form), RSA PKCS#1 v1.5 SHA-256 and
+//!   RSASSA-PSS SHA-256 with MGF1-SHA-256 and a 32-byte salt with 2048,
+//!   3072 and 4096-bit keys, and Ed25519 (its keys read as OKP JWKs), from
+//!   the `wycheproof` crate, through [`PublicKey::verifies`]; the PSS keys
+//!   that carry their parameters are also read from their PEM;
 //! - the JWS cases of `json_web_signature_test.json` (a copy with its licence
-//!   in `tests/data/wycheproof/`) whose key is an RSA or P-256 key, through
+//!   in `tests/data/wycheproof/`) whose key is an RS256, PS256 or P-256 key, through
 //!   [`verify_token`] with the group's JWK read by [`JwkSet::parse`] and
 //!   [`PublicKey::from_jwk`];
 //! - inputs found by the fuzz targets under `fuzz/`, as regressions (none
@@ -15,11 +18,15 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwtd::verifier::Algorithm;
 use jwtd::verifier::{
     ExpectedType, Invalid, JwkSet, JwksError, KeyLookup, PublicKey, Rules, TokenError, verify_token,
 };
 use serde_json::{Value, json};
-use wycheproof::{EllipticCurve, HashFunction, TestResult, ecdsa, rsa_pkcs1_verify};
+use wycheproof::{
+    EdwardsCurve, EllipticCurve, HashFunction, TestResult, ecdsa, eddsa, rsa_pkcs1_verify,
+    rsa_pss_verify,
+};
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -122,6 +129,163 @@ fn wycheproof_ecdsa_p256_sha256_p1363() {
     );
 }
 
+#[test]
+fn wycheproof_ecdsa_p384_sha384_p1363() {
+    let set = ecdsa::TestSet::load(ecdsa::TestName::EcdsaSecp384r1Sha384P1363)
+        .expect("the wycheproof crate loads its P-384 P1363 vectors");
+    let mut run = Run::new("ecdsa_secp384r1_sha384_p1363_test.json", &[]);
+    for group in &set.test_groups {
+        assert_eq!(group.key.curve, EllipticCurve::Secp384r1);
+        assert_eq!(group.hash, HashFunction::Sha2_384);
+        // The uncompressed point: 0x04 ‖ x ‖ y, 48 bytes each.
+        let point = &group.key.key;
+        assert_eq!((point.len(), point[0]), (97, 0x04), "uncompressed point");
+        let key = PublicKey::p384(&b64(&point[1..49]), &b64(&point[49..]))
+            .expect("every Wycheproof P-384 key is a valid point");
+        assert_eq!(key.alg, Algorithm::Es384);
+        for test in &group.tests {
+            let accepted = key.verifies(&test.msg, &b64(&test.sig));
+            run.record(test.tc_id, &test.comment, test.result, accepted);
+        }
+    }
+    let tally = run.finish();
+    assert_eq!(
+        tally,
+        Tally {
+            valid: 193,
+            invalid: 87,
+            acceptable: 0
+        }
+    );
+}
+
+/// Ed25519, each key read as the OKP JWK jwtd publishes (RFC 8037).
+#[test]
+fn wycheproof_ed25519() {
+    let set = eddsa::TestSet::load(eddsa::TestName::Ed25519)
+        .expect("the wycheproof crate loads its Ed25519 vectors");
+    let mut run = Run::new("ed25519_test.json", &[]);
+    for group in &set.test_groups {
+        assert_eq!(group.key.curve, EdwardsCurve::Ed25519);
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&group.key.pk)});
+        let key = PublicKey::from_jwk(&jwk).expect("every Wycheproof Ed25519 key is usable");
+        assert_eq!(key.alg, Algorithm::EdDsa);
+        for test in &group.tests {
+            let accepted = key.verifies(&test.msg, &b64(&test.sig));
+            run.record(test.tc_id, &test.comment, test.result, accepted);
+        }
+    }
+    let tally = run.finish();
+    assert_eq!(
+        tally,
+        Tally {
+            valid: 88,
+            invalid: 63,
+            acceptable: 0
+        }
+    );
+}
+
+/// RSASSA-PSS with SHA-256, MGF1 with SHA-256 and a 32-byte salt (PS256):
+/// every vector through a key built from the group's modulus and exponent,
+/// and, for the files whose keys carry the RSASSA-PSS parameters, through
+/// the group's PEM as `jwtd token verify --key` reads it.
+fn rsa_pss_sha256(name: rsa_pss_verify::TestName, file: &'static str, bits: usize) -> Tally {
+    let set = rsa_pss_verify::TestSet::load(name).expect("the wycheproof crate loads its file");
+    let mut run = Run::new(file, &[]);
+    for group in &set.test_groups {
+        assert_eq!((group.key_size, group.hash), (bits, HashFunction::Sha2_256));
+        assert_eq!(
+            (group.mgf_hash, group.salt_size),
+            (Some(HashFunction::Sha2_256), 32)
+        );
+        let unsigned = |bytes: &[u8]| b64(&bytes[bytes.iter().take_while(|b| **b == 0).count()..]);
+        let key = PublicKey::rsa_pss(&unsigned(&group.key.n), &unsigned(&group.key.e))
+            .expect("every Wycheproof RSA key is usable");
+        let pem = file
+            .contains("params")
+            .then(|| PublicKey::from_pem(&group.pem).expect("jwtd reads the RSASSA-PSS PEM"));
+        for test in &group.tests {
+            let accepted = key.verifies(&test.msg, &b64(&test.sig));
+            run.record(test.tc_id, &test.comment, test.result, accepted);
+            if let Some(pem) = &pem {
+                assert_eq!(pem.alg, Algorithm::Ps256);
+                assert_eq!(
+                    pem.verifies(&test.msg, &b64(&test.sig)),
+                    accepted,
+                    "tcId {}: the PEM and the JWK agree",
+                    test.tc_id
+                );
+            }
+        }
+    }
+    run.finish()
+}
+
+#[test]
+fn wycheproof_rsa_pss_2048_sha256_mgf1_32() {
+    let tally = rsa_pss_sha256(
+        rsa_pss_verify::TestName::RsaPss2048Sha256Mgf1SaltLen32,
+        "rsa_pss_2048_sha256_mgf1_32_test.json",
+        2048,
+    );
+    assert_eq!(
+        tally,
+        Tally {
+            valid: 63,
+            invalid: 45,
+            acceptable: 0
+        }
+    );
+}
+
+#[test]
+fn wycheproof_rsa_pss_2048_sha256_mgf1_32_with_parameters_in_the_pem() {
+    let tally = rsa_pss_sha256(
+        rsa_pss_verify::TestName::RsaPss2048Sha256Mgf1SaltLen32WithParams,
+        "rsa_pss_2048_sha256_mgf1_32_params_test.json",
+        2048,
+    );
+    assert_eq!(
+        tally,
+        Tally {
+            valid: 63,
+            invalid: 45,
+            acceptable: 0
+        }
+    );
+}
+
+#[test]
+fn wycheproof_rsa_pss_3072_and_4096_sha256_mgf1_32() {
+    let tally = rsa_pss_sha256(
+        rsa_pss_verify::TestName::RsaPss3072Sha256Mgf1SaltLen32,
+        "rsa_pss_3072_sha256_mgf1_32_test.json",
+        3072,
+    );
+    assert_eq!(
+        tally,
+        Tally {
+            valid: 63,
+            invalid: 45,
+            acceptable: 0
+        }
+    );
+    let tally = rsa_pss_sha256(
+        rsa_pss_verify::TestName::RsaPss4096Sha256Mgf1SaltLen32,
+        "rsa_pss_4096_sha256_mgf1_32_test.json",
+        4096,
+    );
+    assert_eq!(
+        tally,
+        Tally {
+            valid: 63,
+            invalid: 45,
+            acceptable: 0
+        }
+    );
+}
+
 /// RSA PKCS#1 v1.5 SHA-256 with the given modulus size: every vector through
 /// a key built from the group's modulus and exponent.
 fn rsa_pkcs1_sha256(
@@ -214,15 +378,16 @@ fn wycheproof_rsa_pkcs1_4096_sha256() {
 // JWS: json_web_signature_test.json
 // ---------------------------------------------------------------------------
 //
-// Of its 23 groups, 10 hold an RSA or P-256 key jwtd could be handed:
-// - 6 signing keys (RS256: `rs256`, `rs256` RS256_2048, the two RFC 7520
-//   Figure 13 keys, one with `key_ops`; ES256: `es256`, `SpecialCaseEs256`),
-//   272 vectors, run through `verify_token`;
+// Of its 23 groups, 13 hold an RSA or P-256 key jwtd could be handed:
+// - 9 signing keys (RS256: `rs256`, `rs256` RS256_2048, the two RFC 7520
+//   Figure 13 keys, one with `key_ops`; PS256: `ps256` and the two RFC 7520
+//   keys, whose only vector, Figure 20, is PS384 and so refused; ES256:
+//   `es256`, `SpecialCaseEs256`), 322 vectors, run through `verify_token`;
 // - 4 encryption keys (`use: enc`, or `key_ops: ["encrypt"]`), 4 vectors with
 //   genuine signatures that must not verify because the key is not for
 //   signing.
-// The other 13 are out of scope, and jwtd refuses their keys outright:
-// HS256 (4 groups), RSASSA-PSS (5), RS384/RS512 (2), ES512 on P-521 (2).
+// The other 10 are out of scope, and jwtd refuses their keys outright:
+// HS256 (4 groups), RS384/RS512/PS384/PS512 (4), ES512 on P-521 (2).
 // Their `alg: none` vectors are key-independent, so they are also run
 // against the RS256 and ES256 keys.
 
@@ -256,13 +421,14 @@ impl JwsGroup {
         self.jwk.get(name).and_then(Value::as_str)
     }
 
-    /// Why the group is out of scope (jwtd verifies RS256 and ES256 only).
+    /// Why the group is out of scope (an algorithm jwtd does not verify).
     fn out_of_scope(&self) -> Option<&'static str> {
         match (self.member("kty"), self.member("crv"), self.member("alg")) {
             (Some("oct"), ..) => Some("HMAC key (HS256)"),
             (Some("EC"), crv, _) if crv != Some("P-256") => Some("ES512 key on P-521"),
-            (Some("RSA"), _, Some(alg)) if alg.starts_with("PS") => Some("RSASSA-PSS key"),
-            (Some("RSA"), _, Some(alg)) if alg != "RS256" => Some("RS384 or RS512 key"),
+            (Some("RSA"), _, Some(alg)) if alg != "RS256" && alg != "PS256" => {
+                Some("RS384, RS512, PS384 or PS512 key")
+            }
             (Some("RSA" | "EC"), ..) => None,
             _ => Some("another key type"),
         }
@@ -438,7 +604,7 @@ fn wycheproof_jws_groups_in_and_out_of_scope() {
             }
         }
     }
-    assert_eq!(signing, [1, 2, 3, 9, 13, 22]);
+    assert_eq!(signing, [1, 2, 3, 6, 9, 10, 13, 14, 22]);
     assert_eq!(not_for_signing, [17, 18, 19, 20]);
     let skipped: Vec<_> = skipped.into_iter().collect();
     assert_eq!(
@@ -446,14 +612,13 @@ fn wycheproof_jws_groups_in_and_out_of_scope() {
         [
             ("ES512 key on P-521", vec![11, 15]),
             ("HMAC key (HS256)", vec![0, 12, 16, 21]),
-            ("RS384 or RS512 key", vec![4, 5]),
-            ("RSASSA-PSS key", vec![6, 7, 8, 10, 14]),
+            ("RS384, RS512, PS384 or PS512 key", vec![4, 5, 7, 8]),
         ]
     );
 }
 
 #[test]
-fn wycheproof_jws_rs256_and_es256() {
+fn wycheproof_jws_rs256_ps256_and_es256() {
     let mut failures = Vec::new();
     let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
     let (mut valid, mut invalid) = (0, 0);
@@ -465,6 +630,12 @@ fn wycheproof_jws_rs256_and_es256() {
         let key = PublicKey::from_jwk(&group.jwk).expect("a signing JWK jwtd can use");
         for test in &group.tests {
             let (tc_id, comment, result, jws) = jws_of(test);
+            // RFC 7520 Figure 20 is PS384, under a JWK that says PS256:
+            // Wycheproof takes the header's word, jwtd the key's.
+            let result = match tc_id {
+                346 | 350 => "invalid",
+                _ => result,
+            };
             match result {
                 "valid" => valid += 1,
                 _ => invalid += 1,
@@ -487,6 +658,7 @@ fn wycheproof_jws_rs256_and_es256() {
             // The named attacks are refused by the check meant for them.
             let expected_header = match tc_id {
                 31 => Some(Invalid::WrongAlgorithm), // HS256 keyed with the EC key
+                346 | 350 => Some(Invalid::WrongAlgorithm), // PS384 under a PS256 key
                 32 => Some(Invalid::ForbiddenHeader), // attacker's embedded `jwk`
                 _ => None,
             };
@@ -509,22 +681,22 @@ fn wycheproof_jws_rs256_and_es256() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!((valid, invalid), (10, 262));
+    assert_eq!((valid, invalid), (16, 306));
     let reasons: Vec<(&str, usize)> = reasons.iter().map(|(r, n)| (r.as_str(), *n)).collect();
     assert_eq!(
         reasons,
         [
             // The signature is checked before the payload is parsed, so
             // these vectors' non-JSON payloads never matter.
-            ("Refused(BadSignature)", 244),
+            ("Refused(BadSignature)", 286),
             // The attacker's embedded `jwk`.
             ("Refused(ForbiddenHeader)", 1),
             // Not three segments, or a header not base64url JSON.
             ("Refused(Malformed)", 14),
             // The kid changed to `Xid-…`.
             ("Refused(UnknownKey)", 2),
-            // HS256 keyed with the EC key.
-            ("Refused(WrongAlgorithm)", 1),
+            // HS256 keyed with the EC key; PS384 under the PS256 keys.
+            ("Refused(WrongAlgorithm)", 3),
         ],
         "how the invalid vectors were refused (through the JWKS)"
     );

@@ -5,12 +5,14 @@
 // Checks, each printed as "ok" or "FAIL":
 // - online, through the live JWKS with createRemoteJWKSet + jwtVerify;
 // - keys/README.md's snippets as written: createLocalJWKSet over the
-//   exported jwks.json, importSPKI over the exported <kid>.pem;
+//   exported jwks.json, importSPKI over the exported <kid>.pem (for PS256,
+//   whose PEM jose cannot import, node:crypto verifies with it instead);
 // - every variant refuses the tampered token; pinning the other algorithm
 //   refuses the token; a partner that requires token_type "access" refuses
 //   the refresh token.
 // Exits 1 if any check failed.
 
+import { constants, createPublicKey, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   createLocalJWKSet,
@@ -59,7 +61,7 @@ const online = (token, options) => jwtVerify(token, remote, options);
 const jwks = createRemoteJWKSet(new URL(URL_)); // cached; refetched on an unknown kid (30 s cooldown)
 async function verifyAccess(token) {
   const { payload } = await jwtVerify(token, jwks, {
-    algorithms: ["RS256", "ES256"],
+    algorithms: ["RS256", "ES256", "ES384", "PS256", "EdDSA"],
     requiredClaims: ["exp", "jti"], // + audience, issuer if set
   });
   if (payload.token_type !== "access") throw new Error("Token has wrong type");
@@ -93,10 +95,38 @@ await check("exported jwks.json: tampered token refused", () =>
 
 // --- keys/README.md, "From one exported PEM", as written. -------------------
 const kid = decodeProtectedHeader(ACCESS).kid;
-const pem = await importSPKI(readFileSync(`${EXPORT}/${kid}.pem`, "utf8"), ALG);
-await check("exported <kid>.pem verifies the access token", async () =>
-  accepted(await jwtVerify(ACCESS, pem)));
-await check("exported <kid>.pem: tampered token refused", () =>
-  refused((t) => jwtVerify(t, pem), TAMPERED, errors.JWSSignatureVerificationFailed));
+const pemText = readFileSync(`${EXPORT}/${kid}.pem`, "utf8");
+if (ALG === "PS256") {
+  // A PS256 key's PEM names RSASSA-PSS with its parameters (RFC 4055), which
+  // WebCrypto, and so jose, cannot import; node's own crypto (OpenSSL) can.
+  await check("importSPKI refuses the RSASSA-PSS PEM, as keys/README.md says", () =>
+    refused(() => importSPKI(pemText, ALG), ACCESS, Error));
+  const key = createPublicKey(pemText);
+  const pssVerify = (token) => {
+    const [header, payload, signature] = token.split(".");
+    return verify("sha256", Buffer.from(`${header}.${payload}`),
+      { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+      Buffer.from(signature, "base64url"));
+  };
+  await check("exported <kid>.pem is an RSASSA-PSS key for node:crypto", () => {
+    if (key.asymmetricKeyType !== "rsa-pss") throw new Error(key.asymmetricKeyType);
+    const details = key.asymmetricKeyDetails;
+    if (details.hashAlgorithm !== "sha256" || details.mgf1HashAlgorithm !== "sha256" ||
+        details.saltLength !== 32) throw new Error(`parameters ${details.hashAlgorithm}, ` +
+        `${details.mgf1HashAlgorithm}, ${details.saltLength}`);
+  });
+  await check("exported <kid>.pem verifies the access token with node:crypto", () => {
+    if (!pssVerify(ACCESS)) throw new Error("signature refused");
+  });
+  await check("exported <kid>.pem: tampered token refused by node:crypto", () => {
+    if (pssVerify(TAMPERED)) throw new Error("tampered signature accepted");
+  });
+} else {
+  const pem = await importSPKI(pemText, ALG);
+  await check("exported <kid>.pem verifies the access token", async () =>
+    accepted(await jwtVerify(ACCESS, pem)));
+  await check("exported <kid>.pem: tampered token refused", () =>
+    refused((t) => jwtVerify(t, pem), TAMPERED, errors.JWSSignatureVerificationFailed));
+}
 
 process.exit(failures.length ? 1 : 0);

@@ -15,7 +15,7 @@ ROUTES = {
     "/api/token/", "/api/token/refresh/", "/api/token/verify/", "/api/token/blacklist/",
     "/api/token/logout-all/", "/api/token/sliding/", "/api/token/sliding/refresh/",
     "/api/me/", "/.well-known/jwks.json", "/.well-known/openid-configuration",
-    "/healthz", "/livez", "/readyz", "unmatched",
+    "/healthz", "/livez", "/readyz", "/openapi.json", "unmatched",
 }
 STATUSES = {"200", "400", "401", "403", "404", "405", "408", "413", "415", "429", "500", "503", "other"}
 REQUIRED = [

@@ -20,6 +20,7 @@ import jwt
 
 URL, EXPORT, ALG, USER_ID, ACCESS, REFRESH, TAMPERED = sys.argv[1:8]
 OTHER_ALG = "ES256" if ALG == "RS256" else "RS256"
+ALGORITHMS = ["RS256", "ES256", "ES384", "PS256", "EdDSA"]
 failures = []
 
 
@@ -51,7 +52,7 @@ def accepted(claims, token_type="access"):
 client = jwt.PyJWKClient(URL)
 
 
-def online(token, algorithms=("RS256", "ES256")):
+def online(token, algorithms=ALGORITHMS):
     key = client.get_signing_key_from_jwt(token)
     return jwt.decode(token, key.key, algorithms=list(algorithms))
 
@@ -62,7 +63,7 @@ jwks = jwt.PyJWKClient(URL)  # caches the keys; refetches on an unknown kid
 
 def verify_access(token):
     key = jwks.get_signing_key_from_jwt(token)
-    claims = jwt.decode(token, key.key, algorithms=["RS256", "ES256"],
+    claims = jwt.decode(token, key.key, algorithms=["RS256", "ES256", "ES384", "PS256", "EdDSA"],
                         options={"require": ["exp", "jti"]})  # + audience=…, issuer=… if set
     if claims.get("token_type") != "access":
         raise jwt.InvalidTokenError("Token has wrong type")

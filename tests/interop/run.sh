@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interoperability with clients nobody here wrote.
 #
-# Builds jwtd and examples/partner, then for RS256 and for ES256: starts a
+# Builds jwtd and examples/partner, then for each algorithm (RS256, ES256,
+# ES384, PS256, EdDSA): starts a
 # real `jwtd serve` in a temporary directory on a loopback port, adds a user
 # with the CLI, logs in with curl, and verifies the tokens through the LIVE
 # JWKS with
@@ -352,10 +353,9 @@ print(f"  {'ok  ' if not missing else 'FAIL'} {alg}: audit events keep their eve
 PY
 }
 
-interop RS256
-interop ES256
-operations RS256
-operations ES256
+ALGORITHMS=(RS256 ES256 ES384 PS256 EdDSA)
+for alg in "${ALGORITHMS[@]}"; do interop "$alg"; done
+for alg in "${ALGORITHMS[@]}"; do operations "$alg"; done
 
 echo
 echo "== interop summary"

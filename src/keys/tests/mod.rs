@@ -4,6 +4,7 @@
 //! against a real store while issuing tokens (`tokens::rotation_tests`:
 //! they need both modules, and tokens may depend on keys, not the reverse).
 
+mod algorithms;
 mod rewrap;
 mod ring;
 mod schedule;

@@ -67,10 +67,11 @@ impl Simulation {
     }
 
     fn switch_algorithm(&mut self) {
-        self.policy.algorithm = match self.policy.algorithm {
-            Algorithm::Es256 => Algorithm::Rs256,
-            Algorithm::Rs256 => Algorithm::Es256,
-        };
+        let position = Algorithm::ALL
+            .iter()
+            .position(|alg| *alg == self.policy.algorithm)
+            .unwrap_or_default();
+        self.policy.algorithm = Algorithm::ALL[(position + 1) % Algorithm::ALL.len()];
         self.switched = true;
     }
 

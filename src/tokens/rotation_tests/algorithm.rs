@@ -57,6 +57,52 @@ async fn a_new_algorithm_replaces_the_waiting_key_at_once_and_signs_at_the_rotat
 }
 
 #[tokio::test]
+async fn an_operator_moves_through_every_algorithm_one_rotation_at_a_time() {
+    let mut deployment = Deployment::new(&Config::default()).await;
+    deployment.tick(START).await;
+    let mut now = START + HOUR;
+    for alg in [
+        Algorithm::Es384,
+        Algorithm::Ps256,
+        Algorithm::EdDsa,
+        Algorithm::Es256,
+        Algorithm::Rs256,
+    ] {
+        let (active, _) = deployment.active_and_next();
+        let before = key(&deployment.keys, &active).alg;
+        deployment.switch_to(&Config {
+            algorithm: alg,
+            ..Config::default()
+        });
+        deployment.tick(now).await;
+        let (still_active, waiting) = deployment.active_and_next();
+        assert_eq!(
+            still_active, active,
+            "{before} → {alg}: the old key signs on"
+        );
+        assert_eq!(key(&deployment.keys, &waiting).alg, alg);
+        assert_eq!(
+            published_algorithms(deployment.set()).get(&waiting),
+            Some(&alg.as_str().to_owned()),
+            "{before} → {alg}: the new key is published before it signs"
+        );
+        assert_eq!(
+            published_algorithms(deployment.set()).get(&active),
+            Some(&before.as_str().to_owned())
+        );
+
+        let (old, took_over) = step_until_the_signer_changes(&mut deployment, now + HOUR).await;
+        assert_eq!(deployment.active_and_next().0, waiting);
+        let new = deployment.issue(TokenType::Access, took_over);
+        assert_eq!(new.kid, waiting, "{alg} signs after the handover");
+        assert!(deployment.verify(&new.token, took_over).is_ok());
+        assert!(through_jwks(deployment.set(), &new.token, took_over).is_ok());
+        assert_still_verifies_until_it_expires(&mut deployment, &old, took_over).await;
+        now = old.exp + HOUR;
+    }
+}
+
+#[tokio::test]
 async fn a_new_algorithm_just_before_the_rotation_waits_for_the_prepublish_time() {
     let mut deployment = Deployment::new(&Config::default()).await;
     deployment.tick(START).await;

@@ -60,6 +60,16 @@ impl ActiveKey {
             .expect("signs")
     }
 
+    /// A token over `claims` signed by this key's private half under
+    /// `alg` (the RSA key of RS256 or PS256 under the other padding), with
+    /// `alg` in its header.
+    pub(crate) fn sign_as(&self, alg: Algorithm, claims: &Value) -> String {
+        SigningKey::from_pkcs8(&self.kid, alg, &self.pkcs8)
+            .expect("the key parses for this algorithm")
+            .sign(claims.to_string().as_bytes())
+            .expect("signs")
+    }
+
     /// `b64(header).b64(payload).b64(signature)` over the given JSON texts
     /// (taken verbatim, so they may hold duplicate keys), validly signed.
     pub(crate) fn sign_parts(&self, header: &str, payload: &str) -> String {
@@ -87,6 +97,7 @@ impl ActiveKey {
                     .as_ref()
                     .to_vec()
             }
+            other => panic!("forged tokens are RS256 or ES256, not {other}"),
         }
     }
 

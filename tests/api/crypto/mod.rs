@@ -4,10 +4,13 @@
 //! with the server's real active key, read from its database, so each one is
 //! refused for the single defect it carries and not for a bad signature.
 //!
-//! `signatures`: algorithms, keys, header members and ECDSA encodings;
+//! `algorithms`: ES384, PS256 and EdDSA deployments end to end, and tokens
+//! that name another algorithm than their key's; `signatures`: algorithms,
+//! keys, header members and ECDSA encodings;
 //! `claims`: claims, expiry, leeway, issuer and audience; `shape`: sizes,
 //! segments, base64 and RSA key sizes. `forge` signs what the tests build.
 
+mod algorithms;
 mod claims;
 mod forge;
 mod shape;

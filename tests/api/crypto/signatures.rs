@@ -73,7 +73,10 @@ async fn alg_none_with_empty_signature_is_invalid() {
 #[tokio::test]
 async fn hs256_signed_with_the_jwks_public_key_pem_is_invalid() {
     let fx = fixture().await;
-    let pem = published_public_key(&fx.app).await.to_pem().expect("PEM");
+    let pem = published_public_key(&fx.app)
+        .await
+        .to_pem(fx.key.alg)
+        .expect("PEM");
     for secret in [pem.as_str(), pem.trim_end()] {
         let token = hs256_token(&fx, secret.as_bytes());
         assert_invalid_everywhere(&fx, &token).await;
@@ -95,7 +98,10 @@ async fn hs256_signed_with_the_raw_rsa_modulus_is_invalid() {
 #[tokio::test]
 async fn hs256_signed_with_the_jwks_ec_public_key_pem_is_invalid() {
     let fx = es256_fixture().await;
-    let pem = published_public_key(&fx.app).await.to_pem().expect("PEM");
+    let pem = published_public_key(&fx.app)
+        .await
+        .to_pem(fx.key.alg)
+        .expect("PEM");
     let token = hs256_token(&fx, pem.as_bytes());
     assert_invalid_everywhere(&fx, &token).await;
 }
@@ -193,7 +199,7 @@ async fn x5u_header_is_invalid() {
 #[tokio::test]
 async fn jwk_header_is_invalid_even_naming_the_servers_own_key() {
     let fx = fixture().await;
-    let own_key = fx.key.public.published(&fx.key.kid);
+    let own_key = fx.key.public.published(&fx.key.kid, fx.key.alg);
     let mut header = fx.key.header();
     header["jwk"] = own_key;
     let token = fx

@@ -20,7 +20,7 @@ use crate::helpers::kid_of;
 
 #[tokio::test]
 async fn from_pem_and_from_jwks_verify_the_issuers_tokens() {
-    for algorithm in [Algorithm::Rs256, Algorithm::Es256] {
+    for algorithm in Algorithm::ALL {
         let (app, user_id) = issuer_with_alice(|c| c.algorithm = algorithm).await;
         let pair = app.login_ok("alice", PASSWORD).await;
         let kid = kid_of(&pair.access);
@@ -313,6 +313,10 @@ fn exported_pems(jwks: &str) -> BTreeMap<String, String> {
                     n: key["n"].as_str().unwrap().into(),
                     e: key["e"].as_str().unwrap().into(),
                 },
+                "OKP" => PublicJwk::Okp {
+                    crv: key["crv"].as_str().unwrap().into(),
+                    x: key["x"].as_str().unwrap().into(),
+                },
                 _ => PublicJwk::Ec {
                     crv: key["crv"].as_str().unwrap().into(),
                     x: key["x"].as_str().unwrap().into(),
@@ -320,8 +324,9 @@ fn exported_pems(jwks: &str) -> BTreeMap<String, String> {
                 },
             };
             let kid = key["kid"].as_str().unwrap().to_owned();
+            let alg: Algorithm = key["alg"].as_str().unwrap().parse().unwrap();
             assert_eq!(public.thumbprint(), kid, "the kid is the thumbprint");
-            (kid, public.to_pem().expect("a PEM"))
+            (kid, public.to_pem(alg).expect("a PEM"))
         })
         .collect()
 }

@@ -4,8 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use jwt_simple::prelude::{
-    ECDSAP256PublicKeyLike, ES256KeyPair, ES256PublicKey, JWTClaims, RS256PublicKey,
+    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256KeyPair, ES256PublicKey, ES384PublicKey,
+    Ed25519PublicKey, EdDSAPublicKeyLike, JWTClaims, PS256PublicKey, RS256PublicKey,
     RSAPublicKeyLike, VerificationOptions,
 };
 use serde_json::Value;
@@ -33,8 +36,54 @@ fn verify_with_jwt_simple(pem: &str, token: &str, kid: &str) -> Claims {
             .with_key_id(kid)
             .verify_token(token, Some(options))
             .expect("jwt-simple verifies the token"),
+        Some("ES384") => ES384PublicKey::from_pem(pem)
+            .expect("jwt-simple reads the exported P-384 PEM")
+            .with_key_id(kid)
+            .verify_token(token, Some(options))
+            .expect("jwt-simple verifies the token"),
+        Some("PS256") => PS256PublicKey::from_pem(&pkcs1_of_ps256_pem(pem))
+            .expect("jwt-simple reads the RSA key of the exported PEM")
+            .with_key_id(kid)
+            .verify_token(token, Some(options))
+            .expect("jwt-simple verifies the token"),
+        Some("EdDSA") => Ed25519PublicKey::from_pem(pem)
+            .expect("jwt-simple reads the exported Ed25519 PEM")
+            .with_key_id(kid)
+            .verify_token(token, Some(options))
+            .expect("jwt-simple verifies the token"),
         other => panic!("unexpected alg {other:?}"),
     }
+}
+
+/// The RSASSA-PSS AlgorithmIdentifier of RFC 4055 restricted to SHA-256,
+/// MGF1 with SHA-256 and a 32-byte salt, in hex.
+const PS256_ALGORITHM_ID: &str = "304106092a864886f70d01010a3034a00f300d06096086480165030402010500\
+                                  a11c301a06092a864886f70d010108300d06096086480165030402010500a203020120";
+
+/// A PS256 key's exported PEM names RSASSA-PSS with PS256's parameters;
+/// jwt-simple reads RSA keys only under the plain rsaEncryption identifier.
+/// Checks the identifier and returns the RSAPublicKey inside as a PKCS#1
+/// `RSA PUBLIC KEY` PEM, for jwt-simple to verify with.
+fn pkcs1_of_ps256_pem(pem: &str) -> String {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(body).expect("base64 PEM body");
+    let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+    // SEQUENCE (4-byte header) { AlgorithmIdentifier, BIT STRING (4-byte
+    // header, no unused bits) { RSAPublicKey } }, for a 2048-bit key.
+    assert!(hex[8..].starts_with(PS256_ALGORITHM_ID), "{hex}");
+    let bit_string = &der[4 + PS256_ALGORITHM_ID.len() / 2..];
+    assert_eq!(&bit_string[..2], [0x03, 0x82]);
+    assert_eq!(bit_string[4], 0, "no unused bits");
+    let encoded = STANDARD.encode(&bit_string[5..]);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN RSA PUBLIC KEY-----\n{}\n-----END RSA PUBLIC KEY-----\n",
+        lines.join("\n")
+    )
 }
 
 /// `token verify` with `how`; panics unless it exits 0 printing `token`'s
@@ -145,6 +194,21 @@ async fn rs256_exported_keys_verify_offline_and_with_jwt_simple() {
 #[tokio::test]
 async fn es256_exported_keys_verify_offline_and_with_jwt_simple() {
     exported_keys_verify_offline("ES256").await;
+}
+
+#[tokio::test]
+async fn es384_exported_keys_verify_offline_and_with_jwt_simple() {
+    exported_keys_verify_offline("ES384").await;
+}
+
+#[tokio::test]
+async fn ps256_exported_keys_verify_offline_and_with_jwt_simple() {
+    exported_keys_verify_offline("PS256").await;
+}
+
+#[tokio::test]
+async fn eddsa_exported_keys_verify_offline_and_with_jwt_simple() {
+    exported_keys_verify_offline("EdDSA").await;
 }
 
 // --- 4. exit codes and messages ----------------------------------------------------------------
