@@ -36,16 +36,11 @@ impl Issued {
     }
 }
 
-const ALGORITHMS: [Algorithm; 5] = Algorithm::ALL;
+const ALGORITHMS: [Algorithm; Algorithm::ALL.len()] = Algorithm::ALL;
 
+/// `alg`'s place in [`Algorithm::ALL`], the order its series are kept in.
 fn algorithm_index(alg: Algorithm) -> usize {
-    match alg {
-        Algorithm::Rs256 => 0,
-        Algorithm::Es256 => 1,
-        Algorithm::Es384 => 2,
-        Algorithm::Ps256 => 3,
-        Algorithm::EdDsa => 4,
-    }
+    (ALGORITHMS.iter().position(|&known| known == alg)).unwrap_or_default()
 }
 
 /// How a login ended (`outcome` label).

@@ -113,7 +113,7 @@ pub async fn refresh_sliding(
 }
 
 /// An access and a refresh token.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenPair {
     /// The access token.
     pub access: String,
@@ -123,7 +123,7 @@ pub struct TokenPair {
 
 /// A refreshed access token, and the next refresh token when
 /// `rotate_refresh_tokens` is on.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Refreshed {
     /// The new access token.
     pub access: String,
@@ -133,7 +133,7 @@ pub struct Refreshed {
 }
 
 /// A sliding token.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SlidingToken {
     /// The sliding token.
     pub token: String,

@@ -7,12 +7,15 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::der;
 use super::key::{
     Algorithm, ED25519_SPKI_PREFIX, P256_SPKI_PREFIX, P384_SPKI_PREFIX, PS256_ALGORITHM_ID,
 };
 
 /// The public members of a signing key, base64url-encoded as in a JWK.
+/// More key types may come: matches need a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 #[serde(tag = "kty", deny_unknown_fields)]
 pub enum PublicJwk {
     /// An RSA public key.
@@ -181,27 +184,11 @@ impl PublicJwk {
 /// An RSA SubjectPublicKeyInfo (rsaEncryption) rewritten with the
 /// RSASSA-PSS algorithm identifier of PS256.
 fn pss_spki(spki: &[u8]) -> Option<Vec<u8>> {
-    // rsaEncryption SPKI: SEQUENCE { AlgorithmIdentifier (15 bytes), BIT STRING }.
-    let content_start = match spki.get(1)? {
-        0x81 => 3,
-        0x82 => 4,
-        _ => 2,
-    };
-    let bit_string = spki.get(content_start + 15..)?;
-    let content = [&PS256_ALGORITHM_ID[..], bit_string].concat();
-    let mut der = vec![0x30];
-    der.extend(der_length(content.len()));
-    der.extend(content);
-    Some(der)
-}
-
-/// A DER length in its shortest form.
-fn der_length(length: usize) -> Vec<u8> {
-    match length {
-        0..=0x7f => vec![length as u8],
-        0x80..=0xff => vec![0x81, length as u8],
-        _ => vec![0x82, (length >> 8) as u8, length as u8],
-    }
+    let parsed = der::spki(spki)?;
+    (parsed.algorithm == der::RSA_ENCRYPTION).then(|| {
+        let contents = [&PS256_ALGORITHM_ID[..], parsed.key_element].concat();
+        der::wrap(der::SEQUENCE, &contents)
+    })
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {

@@ -15,9 +15,13 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
+use super::der;
+
 /// A JWS algorithm jwtd signs with. Verification always takes it from the
-/// key, never from a token's header.
+/// key, never from a token's header. More may come: matches need a
+/// wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     Rs256,
@@ -114,6 +118,14 @@ pub const PS256_ALGORITHM_ID: [u8; 67] = [
     0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0xa2, 0x03,
     0x02, 0x01, 0x20,
 ];
+
+/// The first member of a JWK that holds private key material (RFC 7518
+/// §6.2.2, §6.3.2, §6.4; RFC 8037 §2), if any.
+fn private_member(entry: &Value) -> Option<&'static str> {
+    ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
+        .into_iter()
+        .find(|&name| entry.get(name).is_some())
+}
 
 impl PublicKey {
     /// An RS256 key from base64url modulus and exponent (JWK `n`, `e`).
@@ -214,6 +226,9 @@ impl PublicKey {
         if entry.get("use").is_some_and(|u| u != "sig") {
             return Err("not a signing key".into());
         }
+        if let Some(name) = private_member(entry) {
+            return Err(format!("a private key member \"{name}\" in a public key"));
+        }
         let verifies = |ops: &Value| {
             ops.as_array()
                 .is_some_and(|ops| ops.iter().any(|op| op == "verify"))
@@ -276,46 +291,38 @@ impl PublicKey {
         if let Some(x) = der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
             return Self::ed25519(&b64(x));
         }
-        if let Some(rsa) = pss_spki_key(&der) {
-            let rsa = aws_lc_rs::rsa::PublicKey::from_der(rsa)
-                .map_err(|_| "malformed RSASSA-PSS public key".to_owned())?;
-            return Self::rsa_components(Algorithm::Ps256, PublicKeyComponents::from(&rsa));
+        if label == "RSA PUBLIC KEY" {
+            if !der::is_rsa_public_key(&der) {
+                return Err("malformed RSA PUBLIC KEY".into());
+            }
+            return Self::rsa_der(Algorithm::Rs256, &der);
         }
-        let rsa = aws_lc_rs::rsa::PublicKey::from_der(&der)
-            .map_err(|_| "not an RSA, P-256, P-384 or Ed25519 public key".to_owned())?;
-        Self::rsa_components(Algorithm::Rs256, PublicKeyComponents::<Vec<u8>>::from(&rsa))
-    }
-}
-
-/// The RSAPublicKey inside a SubjectPublicKeyInfo whose algorithm is
-/// [`PS256_ALGORITHM_ID`]; `None` for any other document.
-fn pss_spki_key(der: &[u8]) -> Option<&[u8]> {
-    let spki = der_contents(der, 0x30)?;
-    let bits = spki.strip_prefix(&PS256_ALGORITHM_ID[..])?;
-    match der_contents(bits, 0x03)? {
-        [0x00, key @ ..] => Some(key),
-        _ => None,
-    }
-}
-
-/// The contents of the DER element with `tag` that makes up all of `der`.
-fn der_contents(der: &[u8], tag: u8) -> Option<&[u8]> {
-    let (&first, rest) = der.split_first()?;
-    let (&length, rest) = rest.split_first()?;
-    if first != tag {
-        return None;
-    }
-    let (length, rest) = match length {
-        0..=0x7f => (usize::from(length), rest),
-        0x81..=0x82 => {
-            let width = usize::from(length & 0x7f);
-            let (bytes, rest) = rest.split_at_checked(width)?;
-            let length = bytes.iter().fold(0, |n, &b| n << 8 | usize::from(b));
-            (length, rest)
+        // The algorithm identifier decides: an RSASSA-PSS key read as an
+        // RS256 one would verify PKCS#1 v1.5 signatures it was not made for.
+        let spki = der::spki(&der).ok_or("not a SubjectPublicKeyInfo")?;
+        match spki.algorithm {
+            der::RSA_ENCRYPTION if spki.parameters == [0x05, 0x00] => {
+                Self::rsa_der(Algorithm::Rs256, spki.key)
+            }
+            der::RSASSA_PSS if der::pss_allows_ps256(spki.parameters) => {
+                Self::rsa_der(Algorithm::Ps256, spki.key)
+            }
+            der::RSASSA_PSS => {
+                Err("an RSASSA-PSS key restricted to parameters other than PS256's".into())
+            }
+            _ => Err("not an RSA, P-256, P-384 or Ed25519 public key".into()),
         }
-        _ => return None,
-    };
-    (rest.len() == length).then_some(rest)
+    }
+
+    /// A `alg` key from a DER RSAPublicKey (PKCS#1).
+    fn rsa_der(alg: Algorithm, der: &[u8]) -> Result<Self, String> {
+        if !der::is_rsa_public_key(der) {
+            return Err(format!("malformed {alg} public key"));
+        }
+        let rsa = aws_lc_rs::rsa::PublicKey::from_der(der)
+            .map_err(|_| format!("malformed {alg} public key"))?;
+        Self::rsa_components(alg, PublicKeyComponents::<Vec<u8>>::from(&rsa))
+    }
 }
 
 /// Where verification finds the key a token's `kid` names.
@@ -346,10 +353,15 @@ pub enum JwksError {
     /// No usable signing key with a kid, of any algorithm jwtd knows.
     #[error("the JWKS has no RS256, ES256, ES384, PS256 or EdDSA signing key")]
     NoUsableKey,
+    /// An entry holds private key material: its publisher leaks keys, so
+    /// none of them is trusted.
+    #[error("the JWKS publishes a private key member \"{0}\"")]
+    PrivateKey(&'static str),
 }
 
 impl JwkSet {
-    /// Reads a JWKS document; entries jwtd can't verify with are skipped.
+    /// Reads a JWKS document; entries jwtd can't verify with are skipped,
+    /// and a document with private key material is refused whole.
     pub fn parse(text: &str) -> Result<Self, JwksError> {
         let document: Value =
             serde_json::from_str(text).map_err(|err| JwksError::NotJwks(err.to_string()))?;
@@ -357,6 +369,9 @@ impl JwkSet {
             .get("keys")
             .and_then(Value::as_array)
             .ok_or_else(|| JwksError::NotJwks("no \"keys\" array".into()))?;
+        if let Some(member) = entries.iter().find_map(private_member) {
+            return Err(JwksError::PrivateKey(member));
+        }
         let keys: HashMap<String, PublicKey> = entries
             .iter()
             .filter_map(|entry| {
@@ -454,5 +469,106 @@ mod tests {
         assert!(PublicKey::p256(&b64(&[1; 31]), &b64(&[1; 32])).is_err());
         assert!(PublicKey::p256(&b64(&[1; 32]), &b64(&[1; 32])).is_err());
         assert!(PublicKey::p256("not base64!", &b64(&[1; 32])).is_err());
+    }
+
+    fn pem(der: &[u8]) -> String {
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            STANDARD.encode(der)
+        )
+    }
+
+    /// The forms other encoders give an RSASSA-PSS key: every one reads as
+    /// PS256 or not at all, never as an RS256 key that would verify PKCS#1
+    /// v1.5 signatures.
+    #[test]
+    fn an_rsassa_pss_pem_is_read_as_ps256_or_refused_never_as_rs256() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+        use der::{OID, SEQUENCE, wrap};
+
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let rsa_spki = pair.public_key().as_der().unwrap().as_ref().to_vec();
+        let key_element = der::spki(&rsa_spki).unwrap().key_element.to_vec();
+        let pss = |parameters: &[u8]| {
+            let identifier = wrap(
+                SEQUENCE,
+                &[&wrap(OID, der::RSASSA_PSS)[..], parameters].concat(),
+            );
+            wrap(SEQUENCE, &[identifier, key_element.clone()].concat())
+        };
+        let hash = |oid: &[u8]| wrap(SEQUENCE, &wrap(OID, oid));
+        let parameters = |hash: Vec<u8>| {
+            let mgf = wrap(SEQUENCE, &[wrap(OID, der::MGF1), hash.clone()].concat());
+            let fields = [
+                wrap(0xa0, &hash),
+                wrap(0xa1, &mgf),
+                wrap(0xa2, &[der::INTEGER, 1, 32]),
+            ];
+            wrap(SEQUENCE, &fields.concat())
+        };
+        let sha384 = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+
+        let message = b"header.payload";
+        let rng = SystemRandom::new();
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+            .unwrap();
+        let pkcs1 = b64(&signature);
+        pair.sign(&RSA_PSS_SHA256, &rng, message, &mut signature)
+            .unwrap();
+        let pss_signature = b64(&signature);
+
+        let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let jwtd_pss = super::super::PublicJwk::rsa(&components.n, &components.e);
+        let rs256 = PublicKey::from_pem(&pem(&rsa_spki)).unwrap();
+        assert_eq!(rs256.alg, Algorithm::Rs256);
+        assert!(rs256.verifies(message, &pkcs1));
+        assert!(!rs256.verifies(message, &pss_signature));
+        for (form, der) in [
+            (
+                "jwtd's own",
+                jwtd_pss.to_spki_der(Algorithm::Ps256).unwrap(),
+            ),
+            ("unrestricted", pss(&[])),
+            (
+                "hash parameters absent",
+                pss(&parameters(hash(der::SHA256))),
+            ),
+        ] {
+            let key = PublicKey::from_pem(&pem(&der)).unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert_eq!(key.alg, Algorithm::Ps256, "{form}");
+            assert!(key.verifies(message, &pss_signature), "{form}");
+            assert!(
+                !key.verifies(message, &pkcs1),
+                "{form}: a PKCS#1 v1.5 signature"
+            );
+        }
+        let err = PublicKey::from_pem(&pem(&pss(&parameters(hash(&sha384))))).unwrap_err();
+        assert!(err.contains("other than PS256's"), "{err}");
+        // An RSAPublicKey is no SubjectPublicKeyInfo.
+        let pkcs1_key = pair.public_key().as_ref().to_vec();
+        assert!(PublicKey::from_pem(&pem(&pkcs1_key)).is_err());
+        let labelled = pem(&pkcs1_key).replace("PUBLIC KEY", "RSA PUBLIC KEY");
+        assert_eq!(
+            PublicKey::from_pem(&labelled).unwrap().alg,
+            Algorithm::Rs256
+        );
+    }
+
+    #[test]
+    fn a_jwks_with_a_private_key_member_is_refused_whole() {
+        use serde_json::json;
+        let x = b64(&[7; 32]);
+        let public = json!({"kty": "OKP", "crv": "Ed25519", "kid": "a", "x": x});
+        let mut private = json!({"kty": "OKP", "crv": "Ed25519", "kid": "b", "x": x});
+        private["d"] = json!(b64(&[9; 32]));
+        let err = PublicKey::from_jwk(&private).unwrap_err();
+        assert!(err.contains("\"d\""), "{err}");
+        let set = json!({"keys": [public, private]}).to_string();
+        assert!(matches!(
+            JwkSet::parse(&set),
+            Err(JwksError::PrivateKey("d"))
+        ));
     }
 }

@@ -15,6 +15,7 @@
 
 mod axum;
 mod check;
+mod der;
 mod error;
 mod jwk;
 mod key;
