@@ -15,7 +15,7 @@ mod users;
 
 use std::fmt;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -77,6 +77,13 @@ pub enum Command {
         /// The shell to complete in.
         shell: CompletionShell,
     },
+    /// Write the manual pages, jwtd(1) and one per subcommand, into a
+    /// directory (needs no configuration).
+    Man {
+        /// Where the `.1` files go (created if missing), such as
+        /// `/usr/local/share/man/man1`.
+        dir: PathBuf,
+    },
 }
 
 /// The shells `jwtd completions` writes scripts for.
@@ -111,8 +118,10 @@ fn write_line(line: fmt::Arguments<'_>) -> anyhow::Result<()> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Completions { shell } = cli.command {
-        return completions(shell);
+    match cli.command {
+        Command::Completions { shell } => return completions(shell),
+        Command::Man { dir } => return man_pages(&dir),
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     start_logging(&cli.command, config.log_format);
@@ -169,7 +178,8 @@ async fn run_on_store(command: Command, store: &Store, config: &Config) -> anyho
         Command::Serve
         | Command::Token { .. }
         | Command::CopyStore { .. }
-        | Command::Completions { .. } => Ok(()),
+        | Command::Completions { .. }
+        | Command::Man { .. } => Ok(()),
     }
 }
 
@@ -190,6 +200,15 @@ fn completions(shell: CompletionShell) -> anyhow::Result<()> {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(OutputClosed.into()),
         other => other.context("writing to standard output"),
     }
+}
+
+/// `jwtd man DIR`: pages clap renders from the command line's own
+/// definition, like the completion scripts.
+fn man_pages(dir: &Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let written =
+        std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(Cli::command(), dir));
+    written.with_context(|| format!("writing manual pages into {}", dir.display()))
 }
 
 /// `jwtd copy-store --to URL`: checks both ends before touching either,

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::process::{Server, jwtd, jwtd_with, keys_list};
+use crate::tools::present;
 
 fn tempdir() -> TempDir {
     tempfile::tempdir().expect("temporary directory")
@@ -502,22 +503,6 @@ fn keys_rotate_promotes_the_published_next_key_whatever_its_algorithm() {
     assert_eq!(next_of(&keys).1, "ES256", "its successor has its algorithm");
 }
 
-/// Whether `tool` can be run; under `CI` its absence fails the test.
-fn have(tool: &str, test: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{test} needs {tool} (apt-get install {tool}); CI is set, so this fails instead of skipping"
-    );
-    if !found {
-        eprintln!("SKIPPED {test}: apt-get install {tool}");
-    }
-    found
-}
-
 /// What bash's completion offers for `words`, the last one being completed,
 /// with the script `jwtd completions bash` printed.
 fn bash_completes(script: &Path, words: &[&str]) -> Vec<String> {
@@ -569,6 +554,7 @@ fn bash_completion_offers_the_subcommands_without_any_configuration() {
         "flush-expired",
         "copy-store",
         "completions",
+        "man",
     ] {
         assert!(
             top.contains(&command.to_owned()),
@@ -597,9 +583,9 @@ fn zsh_and_fish_completion_scripts_parse_in_their_shells() {
         ("zsh", vec!["zsh", "-n"]),
         ("fish", vec!["fish", "--no-execute"]),
     ] {
-        if !have(
-            shell,
+        if !present(
             "cli::zsh_and_fish_completion_scripts_parse_in_their_shells",
+            &[shell],
         ) {
             continue;
         }
@@ -629,4 +615,73 @@ fn completions_for_an_unknown_shell_are_one_line_of_error() {
     jwtd(dir.path(), &["completions", "powershell"], None)
         .exits_with(2)
         .one_line_error(&["powershell"]);
+}
+
+#[test]
+fn man_pages_cover_every_subcommand_and_render_without_warnings() {
+    const TEST: &str = "cli::man_pages_cover_every_subcommand_and_render_without_warnings";
+    if !present(TEST, &["groff"]) {
+        return;
+    }
+    let dir = tempdir();
+    let pages = dir.path().join("man/man1");
+    // A broken configuration does not matter: the pages read none.
+    jwtd_with(
+        dir.path(),
+        &["man", pages.to_str().unwrap()],
+        &[("JWTD_BIND", "nonsense")],
+        None,
+    )
+    .ok();
+    let written: Vec<String> = (pages.read_dir().unwrap())
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for page in [
+        "jwtd.1",
+        "jwtd-serve.1",
+        "jwtd-users-add.1",
+        "jwtd-keys-rotate.1",
+        "jwtd-keys-rewrap.1",
+        "jwtd-token-verify.1",
+        "jwtd-copy-store.1",
+        "jwtd-completions.1",
+        "jwtd-man.1",
+    ] {
+        assert!(written.contains(&page.to_owned()), "{page} in {written:?}");
+    }
+    for page in &written {
+        // -k: UTF-8 input, as man(1) reads it; -ww: every warning; -z: no
+        // output but the warnings.
+        let out = std::process::Command::new("groff")
+            .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
+            .arg(pages.join(page))
+            .output()
+            .expect("groff runs");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "groff on {page}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8"])
+        .arg(pages.join("jwtd-users-add.1"))
+        .output()
+        .expect("groff runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--password-stdin"), "{text}");
+}
+
+#[test]
+fn man_pages_into_a_path_that_cannot_be_a_directory_are_one_line_of_error() {
+    let dir = tempdir();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    jwtd(
+        dir.path(),
+        &["man", file.join("man1").to_str().unwrap()],
+        None,
+    )
+    .exits_with(1)
+    .one_line_error(&["manual pages", "man1"]);
 }
