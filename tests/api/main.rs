@@ -23,5 +23,6 @@ mod rotation_live;
 mod sessions;
 mod story;
 mod throttle;
+mod tools;
 mod upgrade;
 mod vectors;

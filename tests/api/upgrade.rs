@@ -6,10 +6,12 @@
 use jwtd::verifier::Algorithm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::Row;
+
+use std::time::Duration;
 
 use crate::db;
-use crate::helpers::{expect_json, header_of, spawn_sqlite_app_with};
+use crate::helpers::{TestApp, expect_json, header_of, poll_until, spawn_sqlite_app_with};
+use crate::process::only_in;
 
 /// `signing_keys` as migrations 0001 and 0002 left it, before the table
 /// was rebuilt to accept the new algorithms.
@@ -41,18 +43,48 @@ BEGIN UPDATE key_set_version SET version = version + 1 WHERE id = 1; END;
 DELETE FROM _sqlx_migrations WHERE version = 6;
 ";
 
-/// Every key row, in kid order, as text.
+/// Every key row, in kid order, every column as SQL text (`NULL`, blobs as
+/// `X'…'`), so a column moved or lost by the rebuild shows.
 async fn key_rows(pool: &sqlx::SqlitePool) -> Vec<String> {
-    sqlx::query("SELECT kid, alg, state, public_jwk, hex(sealed_private) AS sealed FROM signing_keys ORDER BY kid")
-        .fetch_all(pool)
-        .await
-        .expect("signing_keys")
-        .iter()
-        .map(|row| {
-            let column = |name: &str| row.get::<Option<String>, _>(name).unwrap_or_default();
-            ["kid", "alg", "state", "public_jwk", "sealed"].map(column).join("|")
-        })
-        .collect()
+    sqlx::query_scalar(
+        "SELECT quote(kid) || ',' || quote(alg) || ',' || quote(state) || ',' || quote(public_jwk) \
+         || ',' || quote(sealed_private) || ',' || quote(created_at) || ',' || quote(activated_at) \
+         || ',' || quote(deactivated_at) || ',' || quote(retired_at) || ',' || quote(revoked_at) \
+         || ',' || quote(rotate_requested_at) FROM signing_keys ORDER BY kid",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("signing_keys")
+}
+
+/// The kid of the one key in `state`.
+async fn kid_in(app: &TestApp, state: &str) -> String {
+    let listed = app.jwtd(&["keys", "list", "--json"], None).await.ok();
+    let keys: Vec<Value> = serde_json::from_str(&listed.stdout).expect("keys list --json");
+    only_in(&keys, state)
+}
+
+/// Keys in every state: retired, revoked, active and next.
+async fn seed_every_key_state(app: &TestApp) {
+    let first = kid_in(app, "active").await;
+    app.jwtd(&["keys", "rotate", "--now"], None).await.ok();
+    // Past the longest token lifetime (a day) and the margin: retired.
+    app.advance(Duration::from_secs(2 * 86_400));
+    poll_until(
+        Duration::from_secs(3),
+        "the first key to retire",
+        async || {
+            let listed = app.jwtd(&["keys", "list", "--json"], None).await.ok();
+            let keys: Vec<Value> = serde_json::from_str(&listed.stdout).expect("keys list --json");
+            keys.iter()
+                .any(|k| k["kid"] == first.as_str() && k["state"] == "retired")
+                .then_some(())
+        },
+    )
+    .await;
+    let second = kid_in(app, "active").await;
+    app.jwtd(&["keys", "rotate", "--now"], None).await.ok();
+    app.jwtd(&["keys", "revoke", &second], None).await.ok();
 }
 
 /// The names of the keys table's indexes and triggers.
@@ -71,12 +103,20 @@ async fn schema_objects(pool: &sqlx::SqlitePool) -> Vec<String> {
 async fn an_upgraded_sqlite_deployment_keeps_its_keys_and_tokens_and_may_switch_to_eddsa() {
     let mut app = spawn_sqlite_app_with(|_| {}).await;
     app.add_user("alice", "pw").await;
+    seed_every_key_state(&app).await;
     let pair = app.login_ok("alice", "pw").await;
     let jwks_before = app.jwks().await;
     app.stop().await;
 
     let pool = db::open(&app.database_path()).await;
     let rows_before = key_rows(&pool).await;
+    for state in ["retired", "revoked", "active", "next"] {
+        let state = format!(",'{state}',");
+        assert!(
+            rows_before.iter().any(|row| row.contains(&state)),
+            "a key {state}: {rows_before:#?}"
+        );
+    }
     let objects = schema_objects(&pool).await;
     assert_eq!(
         objects,

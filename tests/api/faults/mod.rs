@@ -37,16 +37,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 const PASSWORD: &str = "faults-Pa55word";
 
-/// Reports a check that cannot run on this machine. Under `CI` it fails
-/// instead: there, a missing tool means the check was never made.
-fn skip(test: &str, why: &str) {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test} cannot run: {why} (CI is set, so this fails instead of skipping)"
-    );
-    eprintln!("SKIPPED {test}: {why}");
-}
-
 // --- guards ------------------------------------------------------------------
 
 /// A tmpfs mounted on a directory; unmounted when dropped (lazily if busy).

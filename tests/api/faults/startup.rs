@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Tmpfs, skip};
+use super::Tmpfs;
 use crate::process::Server;
+use crate::tools::skip;
 
 /// `jwtd serve` with the database at `path` fails with one stderr line that
 /// names the path, and a non-zero exit.

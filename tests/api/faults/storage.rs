@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use super::ledger::{Client, Ledger, assert_database_matches, assert_recovers};
-use super::{PASSWORD, Tmpfs, assert_no_panic, skip};
+use super::{PASSWORD, Tmpfs, assert_no_panic};
 use crate::process::{Home, SIGINT, signal};
+use crate::tools::skip;
 
 /// `strace` attached to a process, failing every write-side system call on
 /// some paths with an errno; detaches (ending the fault) when dropped.

@@ -10,3 +10,4 @@ mod notify;
 mod outage;
 mod skew;
 mod tls;
+mod upgrade;
