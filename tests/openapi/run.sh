@@ -35,6 +35,9 @@ if [[ -z ${OPENAPI_BOUNDED:-} ]]; then
 fi
 
 SCHEMATHESIS_VERSION=4.32.5
+# What flows_check.py imports, pinned too (the versions schemathesis brings).
+JSONSCHEMA_RS_VERSION=0.60.3
+REQUESTS_VERSION=2.34.2
 PROFILE=${OPENAPI_PROFILE:-debug}
 VENV=${OPENAPI_VENV:-$HERE/.venv}
 FUZZ_SECONDS=${OPENAPI_FUZZ_SECONDS:-180}
@@ -72,7 +75,8 @@ echo "== schemathesis $SCHEMATHESIS_VERSION in $VENV"
 if [[ $("$VENV/bin/python" -c "from importlib.metadata import version; print(version('schemathesis'))" 2>/dev/null) != "$SCHEMATHESIS_VERSION" ]]; then
     timeout 120 python3 -m venv "$VENV" || die "python3 -m venv failed"
     timeout 600 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
+        "schemathesis==$SCHEMATHESIS_VERSION" "jsonschema_rs==$JSONSCHEMA_RS_VERSION" \
+        "requests==$REQUESTS_VERSION" || die "pip install schemathesis failed"
 fi
 
 PYTHON=$VENV/bin/python
