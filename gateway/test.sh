@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tries gateway/nginx (nginx + njs verifying jwtd's tokens through the JWKS
-# URL) for real: for RS256, ES256, ES384 and PS256, starts `jwtd serve` and nginx on
+# URL) for real: for RS256, ES256, ES384 and PS256 (and EdDSA, which it refuses),
+# starts `jwtd serve` and nginx on
 # temporary loopback ports (nginx -p <tempdir>, in the foreground, its PID
 # tracked), logs in, and checks what the gateway lets through.
 #
@@ -204,6 +205,16 @@ gateway() {
     access=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])' <<<"$pair")
     refresh=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh"])' <<<"$pair")
 
+    if [[ $alg == EdDSA ]]; then
+        # njs's WebCrypto has no Ed25519: the gateway refuses what it cannot check.
+        expect "EdDSA: a genuine token is refused: 401" "$(gw "Bearer $access")" \
+            "401 $(invalid_body 'Token is invalid')"
+        expect "EdDSA: the issuer itself accepts it: 200" \
+            "$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $access" "http://$issuer/api/me/")" 200
+        kill "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+        return
+    fi
     expect "$alg: valid access token: 200, the backend sees its user_id" \
         "$(gw "Bearer $access")" '200 {"user_id":"1"}'
     expect "$alg: a client's own X-User-Id is replaced" \
@@ -296,6 +307,7 @@ gateway RS256
 gateway ES256
 gateway ES384
 gateway PS256
+gateway EdDSA
 
 echo
 echo "== gateway summary"

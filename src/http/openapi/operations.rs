@@ -173,7 +173,7 @@ pub fn openid_configuration() -> PathItem {
         ))
 }
 
-/// `GET /livez` (and `/healthz`, its older name).
+/// `GET /livez` (and `/healthz`, the same probe under another name).
 pub fn livez(name: &str) -> PathItem {
     get(OperationBuilder::new()
         .operation_id(Some(name))

@@ -213,7 +213,7 @@ pub(super) fn unauthorized<const N: usize>(
 pub(super) fn unavailable() -> Answer {
     let err = ApiError::Unavailable(String::new());
     ResponseBuilder::new()
-        .description("The database is locked by another writer past jwtd's wait; retry.")
+        .description("The database is out of reach or, on SQLite, locked by another writer past jwtd's wait; retry.")
         .content("application/json", example_content(&err))
         .header("Retry-After", seconds_header())
         .build()
