@@ -1,6 +1,6 @@
 //! Claims and their JSON form, with the claim names the configuration sets.
 
-use serde_json::{Map, Value};
+use serde::ser::{SerializeMap, Serializer as _};
 
 use super::TokenType;
 use crate::clock::{UnixTime, seconds};
@@ -49,27 +49,31 @@ impl TokenRules {
         }
     }
 
-    /// The JSON payload of `claims`.
+    /// The JSON payload of `claims`, written member by member: the
+    /// configuration refuses claim names that collide, so no name repeats.
     pub fn to_json(&self, claims: &Claims) -> Vec<u8> {
-        let mut map = Map::with_capacity(8);
-        map.insert(
-            self.check.token_type_claim.clone(),
-            claims.token_type.as_str().into(),
-        );
-        map.insert("exp".into(), claims.exp.into());
-        map.insert("iat".into(), claims.iat.into());
-        map.insert(self.check.jti_claim.clone(), claims.jti.clone().into());
-        map.insert(self.user_id_claim.clone(), claims.user_id.clone().into());
-        if let Some(refresh_exp) = claims.refresh_exp {
-            map.insert("refresh_exp".into(), refresh_exp.into());
-        }
-        if let Some(issuer) = &self.check.issuer {
-            map.insert("iss".into(), issuer.clone().into());
-        }
-        if let Some(audience) = &self.check.audience {
-            map.insert("aud".into(), audience.clone().into());
-        }
-        // Serialising a map of strings and integers cannot fail.
-        serde_json::to_vec(&Value::Object(map)).unwrap_or_default()
+        let mut out = Vec::with_capacity(256);
+        let mut serializer = serde_json::Serializer::new(&mut out);
+        let written = (|| {
+            let mut map = serializer.serialize_map(None)?;
+            map.serialize_entry(&self.check.token_type_claim, claims.token_type.as_str())?;
+            map.serialize_entry("exp", &claims.exp)?;
+            map.serialize_entry("iat", &claims.iat)?;
+            map.serialize_entry(&self.check.jti_claim, &claims.jti)?;
+            map.serialize_entry(&self.user_id_claim, &claims.user_id)?;
+            if let Some(refresh_exp) = claims.refresh_exp {
+                map.serialize_entry("refresh_exp", &refresh_exp)?;
+            }
+            if let Some(issuer) = &self.check.issuer {
+                map.serialize_entry("iss", issuer)?;
+            }
+            if let Some(audience) = &self.check.audience {
+                map.serialize_entry("aud", audience)?;
+            }
+            map.end()
+        })();
+        // Writing strings and integers into memory cannot fail.
+        debug_assert!(written.is_ok());
+        out
     }
 }

@@ -265,7 +265,13 @@ pub fn new_jti(now: UnixTime) -> String {
     SystemRandom::new()
         .fill(&mut bytes[5..])
         .expect("the operating system's random number generator failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for byte in bytes {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+    id
 }
 
 #[cfg(test)]

@@ -25,13 +25,7 @@ pub(super) fn verify(
     };
     let payload = verify_token(keys, &rules.check, token, expected, now)?;
     let bad_claim = TokenError::Invalid(Invalid::BadClaim);
-    let text = |name: &str| {
-        payload
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or(bad_claim)
-    };
+    let text = |name: &str| payload.get(name).and_then(Value::as_str).ok_or(bad_claim);
     let exp = numeric_date(&payload, "exp")?.ok_or(TokenError::NoExp)?;
     let iat = numeric_date(&payload, "iat")?;
     let nbf = numeric_date(&payload, "nbf")?;
@@ -41,8 +35,8 @@ pub(super) fn verify(
             .map_err(|()| TokenError::WrongType)?,
         exp,
         iat: iat.unwrap_or(now),
-        jti: text(&rules.check.jti_claim)?,
-        user_id: text(&rules.user_id_claim)?,
+        jti: text(&rules.check.jti_claim)?.to_owned(),
+        user_id: text(&rules.user_id_claim)?.to_owned(),
         refresh_exp: numeric_date(&payload, "refresh_exp")?,
     };
     // The times `verify_token` accepts: expired once `exp <= now - leeway`,

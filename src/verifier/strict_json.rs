@@ -2,7 +2,6 @@
 //! silently keeps the last of two equal keys; for a token that would let the
 //! signer and a verifier disagree on which claim counts.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -76,9 +75,8 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
-        let mut seen = HashSet::new();
         while let Some(key) = access.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            if map.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key `{key}`")));
             }
             let StrictValue(value) = access.next_value()?;

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use crate::helpers::header_of;
 use crate::postgres::fresh_database;
-use crate::process::Home;
+use crate::process::{Home, Server};
 
 /// The keys table's check as the first migration made it, and that
 /// migration recorded as the last one applied.
@@ -37,6 +37,17 @@ async fn rows(pool: &PgPool) -> Vec<String> {
         rows.extend(table_rows);
     }
     rows
+}
+
+async fn jwks(client: &Client, server: &Server) -> Value {
+    (client
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await)
+        .expect("JWKS")
+        .json()
+        .await
+        .expect("JSON")
 }
 
 fn token(body: &Value, name: &str) -> String {
@@ -86,14 +97,7 @@ async fn an_upgraded_postgres_deployment_keeps_its_keys_and_sessions_and_may_swi
     let (_, untouched) = server
         .post_json(&client, "/api/token/", login("alice"))
         .await;
-    let jwks_before: Value = (client
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await)
-        .expect("JWKS")
-        .json()
-        .await
-        .expect("JSON");
+    let jwks_before = jwks(&client, &server).await;
     drop(server);
 
     let pool = PgPool::connect(&url).await.expect("the database opens");
@@ -112,15 +116,11 @@ async fn an_upgraded_postgres_deployment_keeps_its_keys_and_sessions_and_may_swi
 
     // The upgrade: this version migrates when it starts.
     let server = home.serve();
-    let jwks: Value = (client
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await)
-        .expect("JWKS")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(jwks, jwks_before, "the same keys are published");
+    assert_eq!(
+        jwks(&client, &server).await,
+        jwks_before,
+        "the same keys are published"
+    );
     assert_eq!(rows(&pool).await, before, "every row is kept as it was");
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
@@ -158,15 +158,8 @@ async fn an_upgraded_postgres_deployment_keeps_its_keys_and_sessions_and_may_swi
 
     home.set("algorithm", "EdDSA");
     let server = home.serve();
-    let jwks: Value = (client
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await)
-        .expect("JWKS")
-        .json()
-        .await
-        .expect("JSON");
-    let algorithms: Vec<&Value> = (jwks["keys"].as_array().expect("keys").iter())
+    let switched = jwks(&client, &server).await;
+    let algorithms: Vec<&Value> = (switched["keys"].as_array().expect("keys").iter())
         .map(|k| &k["alg"])
         .collect();
     assert_eq!(
