@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # bench/run.sh: jwtd under load against the raw crypto ceiling, checked against the targets.
 #
-#   bench/run.sh                  full run: RS256 and ES256, c=16 and c=64, 10 s per run (~10 min)
-#   QUICK=1 bench/run.sh          3 s per run (login 10 s), c=64 only (~3 min after the build)
+#   bench/run.sh                  full run: every algorithm, c=16 and c=64, 10 s per run (~25 min)
+#   QUICK=1 bench/run.sh          3 s per run (login 10 s), c=64 only (~7 min after the build)
 #
 # What it does, all on 127.0.0.1 and bounded in time:
 #  1. installs wrk with apt-get if it is missing; builds jwtd (`cargo build
 #     --release`) and the helper in bench/ceiling (into the same target/);
 #  2. measures the raw ceilings on 2 threads (again at the end; the better is kept) with the helper: aws-lc-rs
-#     RS256-2048 / ES256 sign and verify with keys parsed once, and argon2id
+#     sign and verify with keys parsed once, per algorithm (RSA 2048), and argon2id
 #     hashes/s at jwtd's password cost;
 #  3. per algorithm: a temporary database and master key; user `bench`
 #     (`jwtd users add`); refresh tokens minted through jwtd's own login path
@@ -25,7 +25,7 @@
 #   BENCH_SECONDS      seconds per wrk run (default 10; 3 with QUICK=1)
 #   QUICK=1            3 s runs, one concurrency (64), ceilings 1 x 1 s
 #   CONCURRENCY        wrk connections, space-separated (default "16 64")
-#   ALGORITHMS         default "RS256 ES256"
+#   ALGORITHMS         default "RS256 PS256 ES256 ES384 EdDSA"
 #   ENDPOINTS          default "healthz jwks jwks_304 verify verify_distinct me refresh login"
 #                      (ratios need healthz). verify and me send one token again and again, as a
 #                      client does; verify_distinct cycles through 10 000 tokens, more than the
@@ -37,8 +37,8 @@
 #   CEILING_SECS       seconds per ceiling figure (default 2; 1 with QUICK=1)
 #   CEILING_REPS       repetitions per ceiling figure, best kept (default 3; 1 with QUICK=1);
 #                      the ceilings are measured before and after the runs, the better kept
-#   REFRESH_MINT_RATE  refresh tokens minted per second of a refresh run (default 10000; RS256
-#                      never more than 1.2 × half its signing ceiling). A run that uses them all
+#   REFRESH_MINT_RATE  refresh tokens minted per second of a refresh run (default 10000, never
+#                      more than 1.2 × half the algorithm's signing ceiling). A run that uses them all
 #                      up says "tokens ran out" in its row.
 #   JWTD_PASSWORD_HASH_MEMORY / _ITERATIONS / _PARALLELISM
 #                      passed to jwtd as they are; the argon2 ceiling uses the same values
@@ -83,7 +83,7 @@ else
   ceiling_secs=${CEILING_SECS:-2}
   ceiling_reps=${CEILING_REPS:-3}
 fi
-algorithms=${ALGORITHMS:-RS256 ES256}
+algorithms=${ALGORITHMS:-RS256 PS256 ES256 ES384 EdDSA}
 wrk_threads=${WRK_THREADS:-1}
 reps=${REPS:-1}
 # A login at c=64 takes seconds: its runs last at least 10 s so that many complete.
@@ -164,11 +164,10 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 measure_ceilings() { # FILE
   log "raw ceilings on 2 threads (${ceiling_secs} s x ${ceiling_reps} per figure)"
   "$helper" ceiling --threads 2 --secs "$ceiling_secs" --reps "$ceiling_reps" \
-    --argon2 "$argon_m,$argon_t,$argon_p" | tee "$1" >&2
+    --argon2 "$argon_m,$argon_t,$argon_p" --algorithms "$algorithms" | tee "$1" >&2
 }
 measure_ceilings "$out/ceilings_before.tsv"
 cp "$out/ceilings_before.tsv" "$ceilings"
-rs_sign=$(awk -F'\t' '$1=="RS256_sign"{print int($3)}' "$ceilings")
 
 # ---------------------------------------------------------------- helpers
 cpu_ticks() { # utime + stime of a process, in clock ticks
@@ -344,8 +343,9 @@ for alg in $algorithms; do
 
   # Refresh tokens per run: enough for the run at the expected ceiling.
   rate=$mint_rate
-  if [[ "$alg" == RS256 && -n "$rs_sign" ]]; then
-    cap=$(( rs_sign * 6 / 10 ))   # 1.2 x half the signing ceiling
+  sign=$(awk -F'\t' -v name="${alg}_sign" '$1==name{print int($3)}' "$ceilings")
+  if [[ -n "$sign" ]]; then
+    cap=$(( sign * 6 / 10 ))   # 1.2 x half the signing ceiling
     (( cap < rate )) && rate=$cap
   fi
   per_run=$(( rate * secs ))
@@ -427,14 +427,19 @@ done
 peer_md="$out/peer.md"
 peer_pg_md="$out/peer_pg.md"
 rm -f "$peer_md" "${peer_md%.md}.tsv" "$peer_pg_md" "${peer_pg_md%.md}.tsv"
-if [[ "${PEER:-0}" == 1 ]]; then
+# The peer's setup makes RS256 and ES256 keys only.
+peer_algorithms=$(for a in $algorithms; do [[ "$a" == RS256 || "$a" == ES256 ]] && printf '%s ' "$a"; done; true)
+peer_algorithms=${peer_algorithms% }
+if [[ "${PEER:-0}" == 1 && -z "$peer_algorithms" ]]; then
+  log "PEER=1 needs RS256 or ES256 among ALGORITHMS; no simplejwt column"
+elif [[ "${PEER:-0}" == 1 ]]; then
   log "the simplejwt peer, measured the same way (bench/peer/run.sh)"
-  BENCH_SECONDS=$secs CONCURRENCY="$concurrency" ALGORITHMS="$algorithms" REPS=$reps \
+  BENCH_SECONDS=$secs CONCURRENCY="$concurrency" ALGORITHMS="$peer_algorithms" REPS=$reps \
     LOGIN_SECONDS=$login_secs WRK_THREADS=$wrk_threads QUICK=$QUICK RESULTS="$peer_md" DB=sqlite \
     "$here/peer/run.sh" >&2 || log "the peer run failed; the table has no simplejwt column"
   if [[ "${DB:-sqlite}" == postgres ]]; then
     log "the simplejwt peer on PostgreSQL"
-    BENCH_SECONDS=$secs CONCURRENCY="$concurrency" ALGORITHMS="$algorithms" REPS=$reps \
+    BENCH_SECONDS=$secs CONCURRENCY="$concurrency" ALGORITHMS="$peer_algorithms" REPS=$reps \
       LOGIN_SECONDS=$login_secs WRK_THREADS=$wrk_threads QUICK=$QUICK RESULTS="$peer_pg_md" DB=postgres \
       "$here/peer/run.sh" >&2 || log "the peer run on PostgreSQL failed; the PostgreSQL table has no simplejwt column"
   fi

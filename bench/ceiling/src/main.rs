@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! jwtd-bench ceiling [--threads 2] [--secs 2] [--reps 3] [--argon2 12288,3,1]
-//!     raw ops/s with keys parsed once: RS256-2048 and ES256 sign and verify
-//!     (aws-lc-rs), and argon2id hashes/s; best of --reps; TSV `name threads ops_per_s`.
+//!                    [--algorithms "RS256 PS256 ES256 ES384 EdDSA"]
+//!     raw ops/s with keys parsed once: sign and verify per algorithm (aws-lc-rs,
+//!     RSA 2048), and argon2id hashes/s; best of --reps; TSV `name threads ops_per_s`.
 //! jwtd-bench mint --user NAME --out DIR --refresh N[,N...] [--distinct N]
 //!     with the JWTD_* configuration (as `jwtd serve` reads it): opens the
 //!     database (creating keys), then mints one access token (DIR/access.txt),
@@ -24,13 +25,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
-    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, UnparsedPublicKey,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED,
+    ECDSA_P384_SHA384_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RSA_PSS_2048_8192_SHA256,
+    RSA_PSS_SHA256, RsaEncoding, UnparsedPublicKey, VerificationAlgorithm,
 };
+use jwtd::verifier::Algorithm;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -153,6 +155,87 @@ where
     calls as f64 / longest.as_secs_f64()
 }
 
+/// One algorithm's raw aws-lc-rs key, parsed once from PKCS#8 as jwtd's key
+/// ring does, with a signature over a typical signing input.
+struct RawKey {
+    alg: Algorithm,
+    signer: Signer,
+    rng: SystemRandom,
+    verify_alg: &'static dyn VerificationAlgorithm,
+    /// Public key bytes, for `UnparsedPublicKey` (parsed on every verify).
+    public: Vec<u8>,
+    parsed: ParsedPublicKey,
+    input: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+enum Signer {
+    Rsa(aws_lc_rs::rsa::KeyPair, &'static dyn RsaEncoding),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+impl RawKey {
+    fn new(alg: Algorithm) -> Result<Self, Error> {
+        // RSA keys of 2048 bits, jwtd's default.
+        let generated = jwtd::testing::generate_key(alg, 2048)?;
+        let pkcs8 = &generated.pkcs8[..];
+        let failed = |e: aws_lc_rs::error::KeyRejected| format!("{alg} key: {e}");
+        let rsa = |encoding: &'static dyn RsaEncoding| {
+            aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map(|pair| Signer::Rsa(pair, encoding))
+        };
+        let ec = |signing| EcdsaKeyPair::from_pkcs8(signing, pkcs8).map(Signer::Ec);
+        let (signer, verify_alg): (_, &'static dyn VerificationAlgorithm) = match alg {
+            Algorithm::Rs256 => (rsa(&RSA_PKCS1_SHA256), &RSA_PKCS1_2048_8192_SHA256),
+            Algorithm::Ps256 => (rsa(&RSA_PSS_SHA256), &RSA_PSS_2048_8192_SHA256),
+            Algorithm::Es256 => (ec(&ECDSA_P256_SHA256_FIXED_SIGNING), &ECDSA_P256_SHA256_FIXED),
+            Algorithm::Es384 => (ec(&ECDSA_P384_SHA384_FIXED_SIGNING), &ECDSA_P384_SHA384_FIXED),
+            Algorithm::EdDsa => (Ed25519KeyPair::from_pkcs8(pkcs8).map(Signer::Ed), &ED25519),
+            other => return Err(format!("no raw aws-lc-rs key for {other}").into()),
+        };
+        let signer = signer.map_err(failed)?;
+        let public = match &signer {
+            Signer::Rsa(pair, _) => pair.public_key().as_ref().to_vec(),
+            Signer::Ec(pair) => pair.public_key().as_ref().to_vec(),
+            Signer::Ed(pair) => pair.public_key().as_ref().to_vec(),
+        };
+        let parsed = ParsedPublicKey::new(verify_alg, &public).map_err(|e| e.to_string())?;
+        let mut raw = Self {
+            alg,
+            signer,
+            rng: SystemRandom::new(),
+            verify_alg,
+            public,
+            parsed,
+            input: signing_input(alg.as_str()),
+            signature: Vec::new(),
+        };
+        let mut signature = Vec::with_capacity(512);
+        raw.sign(&mut signature);
+        raw.signature = signature;
+        Ok(raw)
+    }
+
+    /// One signature over the signing input, into `out`.
+    fn sign(&self, out: &mut Vec<u8>) {
+        match &self.signer {
+            Signer::Rsa(pair, encoding) => {
+                out.resize(pair.public_modulus_len(), 0);
+                (pair.sign(*encoding, &self.rng, &self.input, out)).expect("RSA sign");
+            }
+            Signer::Ec(pair) => {
+                let signature = pair.sign(&self.rng, &self.input).expect("ECDSA sign");
+                out.clear();
+                out.extend_from_slice(signature.as_ref());
+            }
+            Signer::Ed(pair) => {
+                out.clear();
+                out.extend_from_slice(pair.sign(&self.input).as_ref());
+            }
+        }
+    }
+}
+
 fn ceiling(args: &[String]) -> Result<(), Error> {
     let o = options(args)?;
     let threads: usize = opt(&o, "threads", 2)?;
@@ -168,97 +251,49 @@ fn ceiling(args: &[String]) -> Result<(), Error> {
         return Err(format!("--argon2: expected m,t,p, got `{argon}`").into());
     };
 
-    let rng = SystemRandom::new();
-    let rsa = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).map_err(|e| e.to_string())?;
-    // Parsed once from PKCS#8, as jwtd's key ring does.
-    let rsa =
-        aws_lc_rs::rsa::KeyPair::from_pkcs8(rsa.as_der().map_err(|e| e.to_string())?.as_ref())
-            .map_err(|e| e.to_string())?;
-    let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|e| e.to_string())?;
-    let ec = EcdsaKeyPair::from_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        ec.to_pkcs8v1().map_err(|e| e.to_string())?.as_ref(),
-    )
-    .map_err(|e| e.to_string())?;
-    let rs_input = signing_input("RS256");
-    let es_input = signing_input("ES256");
-    let mut rs_sig = vec![0; rsa.public_modulus_len()];
-    rsa.sign(&RSA_PKCS1_SHA256, &rng, &rs_input, &mut rs_sig)
-        .map_err(|e| e.to_string())?;
-    let es_sig = ec
-        .sign(&rng, &es_input)
-        .map_err(|e| e.to_string())?
-        .as_ref()
-        .to_vec();
-    let rs_pub = rsa.public_key().as_ref().to_vec();
-    let es_pub = ec.public_key().as_ref().to_vec();
-    let rs_parsed =
-        ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &rs_pub).map_err(|e| e.to_string())?;
-    let es_parsed =
-        ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &es_pub).map_err(|e| e.to_string())?;
+    let algorithms: String = opt(&o, "algorithms", "RS256 PS256 ES256 ES384 EdDSA".to_owned())?;
+    let raws = (algorithms.split_whitespace())
+        .map(|name| {
+            let alg = name
+                .parse::<Algorithm>()
+                .map_err(|_| format!("--algorithms: unknown `{name}`"))?;
+            RawKey::new(alg)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let params = argon2::Params::new(m, t, p, None).map_err(|e| e.to_string())?;
     let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
 
     type Op<'a> = Box<dyn Fn(&mut Vec<u8>) + Sync + 'a>;
-    let ops: Vec<(&str, Op)> = vec![
-        (
-            "RS256_sign",
-            Box::new(|out: &mut Vec<u8>| {
-                out.resize(rsa.public_modulus_len(), 0);
-                rsa.sign(&RSA_PKCS1_SHA256, &rng, &rs_input, out)
-                    .expect("RS256 sign");
+    let mut ops: Vec<(String, Op)> = Vec::new();
+    for raw in &raws {
+        let alg = raw.alg;
+        ops.push((format!("{alg}_sign"), Box::new(|out| raw.sign(out))));
+        ops.push((
+            format!("{alg}_verify"),
+            Box::new(|_| {
+                UnparsedPublicKey::new(raw.verify_alg, &raw.public)
+                    .verify(&raw.input, &raw.signature)
+                    .expect("raw verify");
             }),
-        ),
-        (
-            "RS256_verify",
-            Box::new(|_: &mut Vec<u8>| {
-                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &rs_pub)
-                    .verify(&rs_input, &rs_sig)
-                    .expect("RS256 verify");
+        ));
+        ops.push((
+            format!("{alg}_verify_parsed"),
+            Box::new(|_| {
+                (raw.parsed)
+                    .verify_sig(&raw.input, &raw.signature)
+                    .expect("raw verify")
             }),
-        ),
-        (
-            "RS256_verify_parsed",
-            Box::new(|_: &mut Vec<u8>| {
-                rs_parsed
-                    .verify_sig(&rs_input, &rs_sig)
-                    .expect("RS256 verify")
-            }),
-        ),
-        (
-            "ES256_sign",
-            Box::new(|out: &mut Vec<u8>| {
-                let sig = ec.sign(&rng, &es_input).expect("ES256 sign");
-                out.clear();
-                out.extend_from_slice(sig.as_ref());
-            }),
-        ),
-        (
-            "ES256_verify",
-            Box::new(|_: &mut Vec<u8>| {
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &es_pub)
-                    .verify(&es_input, &es_sig)
-                    .expect("ES256 verify");
-            }),
-        ),
-        (
-            "ES256_verify_parsed",
-            Box::new(|_: &mut Vec<u8>| {
-                es_parsed
-                    .verify_sig(&es_input, &es_sig)
-                    .expect("ES256 verify")
-            }),
-        ),
-        (
-            "argon2id",
-            Box::new(|out: &mut Vec<u8>| {
-                out.resize(32, 0);
-                argon2
-                    .hash_password_into(b"bench-password-123", b"0123456789abcdef", out)
-                    .expect("argon2");
-            }),
-        ),
-    ];
+        ));
+    }
+    ops.push((
+        format!("argon2id_m{m}_t{t}_p{p}"),
+        Box::new(|out: &mut Vec<u8>| {
+            out.resize(32, 0);
+            argon2
+                .hash_password_into(b"bench-password-123", b"0123456789abcdef", out)
+                .expect("argon2");
+        }),
+    ));
     // Repetitions go round all the operations, so a burst of load from
     // elsewhere hits one repetition of each rather than every repetition of
     // one; the best repetition is kept: a ceiling is what the machine can do.
@@ -270,12 +305,7 @@ fn ceiling(args: &[String]) -> Result<(), Error> {
     }
     let mut stdout = std::io::stdout().lock();
     for ((name, _), figure) in ops.iter().zip(best) {
-        let label = if *name == "argon2id" {
-            format!("argon2id_m{m}_t{t}_p{p}")
-        } else {
-            (*name).to_owned()
-        };
-        writeln!(stdout, "{label}\t{threads}\t{figure:.1}")?;
+        writeln!(stdout, "{name}\t{threads}\t{figure:.1}")?;
     }
     stdout.flush()?;
     Ok(())
@@ -568,8 +598,11 @@ fn report(args: &[String]) -> Result<(), Error> {
                     r.alg,
                     human(c)
                 );
-                let (value, what) = if r.alg == "ES256" {
-                    (vs_c, "raw ES256 verify")
+                // Measured against the lower ceiling: the signature check or
+                // the HTTP stack itself, whichever limits the endpoint.
+                let raw_verify = format!("raw {} verify", r.alg);
+                let (value, what) = if c < h {
+                    (vs_c, raw_verify.as_str())
                 } else {
                     (vs_h, "/healthz")
                 };
@@ -592,17 +625,27 @@ fn report(args: &[String]) -> Result<(), Error> {
                 (text, target)
             }
             "refresh" => {
-                let half = ceil(&format!("{}_sign", r.alg)) / 2.0;
-                let vs_half = r.rps / half;
-                let text = format!("{vs_half:.2} × ½ raw {} sign 2t ({}/s)", r.alg, human(half));
-                let (met, goal) = if r.alg == "ES256" {
+                // A refresh verifies one token and signs two: its crypto
+                // alone on 2 threads caps it at this rate.
+                let sign = ceil(&format!("{}_sign", r.alg));
+                let verify = ceil(&format!("{}_verify_parsed", r.alg));
+                let crypto = 1.0 / (2.0 / sign + 1.0 / verify);
+                let vs_crypto = r.rps / crypto;
+                let text = format!(
+                    "{vs_crypto:.2} × raw {} crypto of a refresh 2t (2 signs + 1 verify: {}/s)",
+                    r.alg,
+                    human(crypto)
+                );
+                // Where the crypto is cheap the store's commits limit
+                // refreshes, hence a fixed rate instead.
+                let (met, goal) = if 0.7 * crypto >= 5000.0 {
                     (r.rps >= 5000.0, "≥ 5 k req/s".to_owned())
                 } else {
-                    (vs_half >= 0.7, "≥ 0.70 × ½ sign".to_owned())
+                    (vs_crypto >= 0.7, "≥ 0.70 × crypto".to_owned())
                 };
                 checks.push((
                     format!(
-                        "{} {} c={}: {} req/s = {vs_half:.2} × ½ raw sign ({goal})",
+                        "{} {} c={}: {} req/s = {vs_crypto:.2} × raw crypto of a refresh ({goal})",
                         endpoint_label(&r.endpoint),
                         r.alg,
                         r.conc,
@@ -710,16 +753,25 @@ fn report(args: &[String]) -> Result<(), Error> {
         "Raw ceilings on 2 threads (aws-lc-rs, keys parsed once; same run):"
     )?;
     writeln!(out)?;
-    let names = [
-        ("RS256_sign", "RS256-2048 sign"),
-        ("RS256_verify", "RS256-2048 verify (UnparsedPublicKey)"),
-        ("RS256_verify_parsed", "RS256-2048 verify (ParsedPublicKey)"),
-        ("ES256_sign", "ES256 sign"),
-        ("ES256_verify", "ES256 verify (UnparsedPublicKey)"),
-        ("ES256_verify_parsed", "ES256 verify (ParsedPublicKey)"),
-    ];
-    for (key, label) in names {
-        writeln!(out, "- {label}: {}/s", human(ceil(key)))?;
+    for line in ceilings_text.lines() {
+        let Some(name) = line.split('\t').next() else {
+            continue;
+        };
+        let Some((alg, op)) = name.split_once('_') else {
+            continue;
+        };
+        let alg = if alg.starts_with("RS") || alg.starts_with("PS") {
+            format!("{alg}-2048")
+        } else {
+            alg.to_owned()
+        };
+        let label = match op {
+            "sign" => "sign",
+            "verify" => "verify (UnparsedPublicKey)",
+            "verify_parsed" => "verify (ParsedPublicKey)",
+            _ => continue,
+        };
+        writeln!(out, "- {alg} {label}: {}/s", human(ceil(name)))?;
     }
     writeln!(out, "- {argon_label}: {}/s", human(ceil("argon2id")))?;
     writeln!(out)?;
