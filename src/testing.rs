@@ -54,7 +54,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
-use crate::http::AppState;
+use crate::http::{AppState, Fields, Trim};
 use crate::keys::lifecycle::{self, KeyMaking};
 use crate::keys::schedule::RotationPolicy;
 use crate::keys::{KeySet, material};
@@ -64,6 +64,7 @@ use crate::tokens::{Expect, TokenService, TokenType};
 use crate::users::{Password, PasswordHasher};
 use crate::verifier::Algorithm;
 
+pub use crate::http::MAX_BODY_BYTES;
 pub use crate::keys::{GeneratedKey, MasterKey, SigningKey};
 pub use crate::store::{KeyState, StoredKey, User};
 
@@ -171,6 +172,20 @@ impl Deployment {
 /// A fresh key pair, as `jwtd serve` makes them (RSA keys of `rsa_bits`).
 pub fn generate_key(alg: Algorithm, rsa_bits: u32) -> anyhow::Result<GeneratedKey> {
     Ok(material::generate(alg, rsa_bits)?)
+}
+
+/// A login body read as `POST /api/token/` reads it: its fields by
+/// `Content-Type` (JSON or form-encoded), then `username` (trimmed) and
+/// `password` as strings. A refused body is the response the endpoint
+/// answers with. For fuzzing the body reader without a server.
+pub fn login_fields(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<[String; 2], axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let fields = Fields::parse(content_type, body).map_err(|err| err.into_response())?;
+    (fields.strings([("username", Trim::Yes), ("password", Trim::No)]))
+        .map_err(|err| err.into_response())
 }
 
 /// Issuing and verifying access tokens exactly as the issuer's endpoints

@@ -1,73 +1,126 @@
 //! Key documents: arbitrary text into `JwkSet::parse` and
 //! `PublicKey::from_pem`, plus JWKS entries and PEM blocks built from genuine
-//! key material (an RSA and a P-256 key) put through arbitrary edits, so the
-//! parsers get past JSON, PEM and base64 to the keys themselves. Every key
-//! that loads then verifies a signature: the genuine one, or any bytes.
+//! key material (one RSA key, read for RS256 or PS256, a P-256, a P-384 and
+//! an Ed25519 key) put through arbitrary edits, so the parsers get past
+//! JSON, PEM and base64 to the keys themselves. Every key that loads then
+//! verifies signatures: the genuine one of each algorithm, or any bytes.
 //!
 //! Beyond "never panics": a loaded JWKS has a key; every loaded key comes
 //! from an entry with `use` absent or `sig` and an `alg` that fits; a forged
-//! signature never verifies; an unedited key verifies its genuine signature.
+//! signature never verifies, nor does a genuine one under another
+//! algorithm than the key's (the RSA key read for RS256 refuses its own
+//! PS256 signature, and the other way round); an unedited key verifies its
+//! algorithm's genuine signature; an unedited PEM is read for the
+//! algorithm its DER is made for.
 
 #![no_main]
 
 use std::sync::LazyLock;
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+    EcdsaSigningAlgorithm, Ed25519KeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jwtd::verifier::PublicJwk;
-use jwtd::keys::material::generate;
-use jwtd::verifier::{Algorithm, JwkSet, PublicKey};
+use jwtd::testing::{GeneratedKey, generate_key};
+use jwtd::verifier::{Algorithm, JwkSet, PublicJwk, PublicKey};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
 
-/// The message both keys signed.
+/// The message every key signed.
 const MESSAGE: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJleHAiOjF9";
 
-/// Genuine material, generated once per process; inputs refer to it by role.
+/// Genuine material, generated once per process; inputs refer to it by
+/// kind.
 struct Material {
+    /// One RSA key for RS256 and PS256: which of the two a JWK or PEM is
+    /// read for decides which of its signatures must verify.
     rsa: PublicJwk,
     p256: PublicJwk,
+    p384: PublicJwk,
+    ed25519: PublicJwk,
     rsa_spki: Vec<u8>,
-    p256_spki: Vec<u8>,
+    /// The RSA key's SubjectPublicKeyInfo for PS256 (the RSASSA-PSS
+    /// algorithm identifier with PS256's parameters).
+    rsa_pss_spki: Vec<u8>,
     /// The RSAPublicKey inside the RSA SubjectPublicKeyInfo (PKCS#1).
     rsa_pkcs1: Vec<u8>,
-    rsa_signature: String,
-    p256_signature: String,
+    p256_spki: Vec<u8>,
+    p384_spki: Vec<u8>,
+    ed25519_spki: Vec<u8>,
+    /// [`MESSAGE`] signed under each algorithm, base64url.
+    signatures: Vec<(Algorithm, String)>,
 }
 
 static MATERIAL: LazyLock<Material> = LazyLock::new(|| {
-    let rsa = generate(Algorithm::Rs256, 2048).expect("RSA key");
-    let p256 = generate(Algorithm::Es256, 0).expect("P-256 key");
-    let rng = SystemRandom::new();
-    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&rsa.pkcs8).expect("RSA PKCS#8");
-    let mut rsa_signature = vec![0; pair.public_modulus_len()];
-    pair.sign(&RSA_PKCS1_SHA256, &rng, MESSAGE, &mut rsa_signature)
-        .expect("RSA signing");
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &p256.pkcs8)
-        .expect("P-256 PKCS#8");
-    let p256_signature = pair.sign(&rng, MESSAGE).expect("ECDSA signing");
-    let rsa_spki = rsa.public.to_spki_der(Algorithm::Rs256).expect("RSA SPKI");
+    let generate = |alg| generate_key(alg, 2048).expect("key generation");
+    let (rsa, p256, p384, ed25519) = (
+        generate(Algorithm::Rs256),
+        generate(Algorithm::Es256),
+        generate(Algorithm::Es384),
+        generate(Algorithm::EdDsa),
+    );
+    let signatures = vec![
+        (Algorithm::Rs256, rsa_signature(&rsa, &RSA_PKCS1_SHA256)),
+        (Algorithm::Ps256, rsa_signature(&rsa, &RSA_PSS_SHA256)),
+        (
+            Algorithm::Es256,
+            ec_signature(&p256, &ECDSA_P256_SHA256_FIXED_SIGNING),
+        ),
+        (
+            Algorithm::Es384,
+            ec_signature(&p384, &ECDSA_P384_SHA384_FIXED_SIGNING),
+        ),
+        (Algorithm::EdDsa, ed25519_signature(&ed25519)),
+    ];
+    let spki = |key: &GeneratedKey, alg| key.public.to_spki_der(alg).expect("SPKI");
+    let rsa_spki = spki(&rsa, Algorithm::Rs256);
     // A 2048-bit SPKI: SEQUENCE, AlgorithmIdentifier (15 bytes), then a BIT
     // STRING header (4 bytes) and its unused-bits byte before RSAPublicKey.
     assert_eq!(&rsa_spki[19..24], &[0x03, 0x82, 0x01, 0x0f, 0x00]);
     Material {
         rsa_pkcs1: rsa_spki[24..].to_vec(),
-        p256_spki: p256.public.to_spki_der(Algorithm::Es256).expect("P-256 SPKI"),
+        rsa_pss_spki: spki(&rsa, Algorithm::Ps256),
+        p256_spki: spki(&p256, Algorithm::Es256),
+        p384_spki: spki(&p384, Algorithm::Es384),
+        ed25519_spki: spki(&ed25519, Algorithm::EdDsa),
         rsa_spki,
         rsa: rsa.public,
         p256: p256.public,
-        rsa_signature: URL_SAFE_NO_PAD.encode(rsa_signature),
-        p256_signature: URL_SAFE_NO_PAD.encode(p256_signature.as_ref()),
+        p384: p384.public,
+        ed25519: ed25519.public,
+        signatures,
     }
 });
+
+fn rsa_signature(key: &GeneratedKey, encoding: &'static dyn RsaEncoding) -> String {
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.pkcs8).expect("RSA PKCS#8");
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(encoding, &SystemRandom::new(), MESSAGE, &mut signature)
+        .expect("RSA signing");
+    URL_SAFE_NO_PAD.encode(signature)
+}
+
+fn ec_signature(key: &GeneratedKey, alg: &'static EcdsaSigningAlgorithm) -> String {
+    let pair = EcdsaKeyPair::from_pkcs8(alg, &key.pkcs8).expect("EC PKCS#8");
+    let signature = pair
+        .sign(&SystemRandom::new(), MESSAGE)
+        .expect("ECDSA signing");
+    URL_SAFE_NO_PAD.encode(signature.as_ref())
+}
+
+fn ed25519_signature(key: &GeneratedKey) -> String {
+    let pair = Ed25519KeyPair::from_pkcs8(&key.pkcs8).expect("Ed25519 PKCS#8");
+    URL_SAFE_NO_PAD.encode(pair.sign(MESSAGE).as_ref())
+}
 
 #[derive(Arbitrary, Debug)]
 struct Fuzzed {
     input: Input,
-    /// A forged signature, or (`None`) the genuine one.
+    /// A forged signature, or (`None`) the genuine ones.
     forged: Option<Vec<u8>>,
 }
 
@@ -81,10 +134,25 @@ enum Input {
     Text(Vec<u8>),
 }
 
+/// What a genuine JWKS entry is: a key and the algorithm it is for.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Kind {
+    /// The RSA key, `alg` RS256.
+    Rs256,
+    /// The same RSA key, `alg` PS256.
+    Ps256,
+    /// The P-256 key.
+    Es256,
+    /// The P-384 key.
+    Es384,
+    /// The Ed25519 key (`kty` OKP, RFC 8037).
+    EdDsa,
+}
+
 /// One JWKS entry: a genuine key's members, each kept, replaced or dropped.
 #[derive(Arbitrary, Debug)]
 struct Entry {
-    ec: bool,
+    kind: Kind,
     kty: Member,
     crv: Member,
     kid: Member,
@@ -92,7 +160,7 @@ struct Entry {
     alg: Member,
     /// `n` or `x`.
     first: Component,
-    /// `e` or `y`.
+    /// `e` or `y` (which an Ed25519 key does not have).
     second: Component,
     extra: Vec<(String, Option<String>)>,
 }
@@ -104,8 +172,9 @@ enum Member {
     Absent,
     Text(String),
     NotString(i64),
-    /// The other key type's value (`EC` for RSA, `ES256` for RS256, …).
-    Swapped,
+    /// Another kind's value (`EC` on an RSA key, `P-384` on a P-256 one,
+    /// `PS256` on an RS256 one, …).
+    Of(Kind),
 }
 
 /// A key component: genuine, edited, or other bytes.
@@ -150,7 +219,11 @@ enum Label {
 enum Der {
     RsaSpki,
     RsaPkcs1,
+    /// The RSA key as a PS256 key's PEM has it.
+    RsaPssSpki,
     P256Spki,
+    P384Spki,
+    Ed25519Spki,
     Bytes(Vec<u8>),
 }
 
@@ -175,6 +248,9 @@ fuzz_target!(|fuzzed: Fuzzed| {
                 && !matches!(pem.der, Der::Bytes(_))
                 && !pem.before.contains("-----");
             if let Ok(key) = PublicKey::from_pem(&pem.to_text(material)) {
+                if unedited {
+                    assert_eq!(Some(key.alg), pem.der.alg(), "{:?}", pem.der);
+                }
                 check_key(&key, unedited, forged.as_deref());
             }
         }
@@ -193,22 +269,20 @@ fuzz_target!(|fuzzed: Fuzzed| {
     }
 });
 
-/// A forged signature never verifies; an unedited key verifies the genuine
-/// one.
+/// A forged signature never verifies, nor does a genuine one under another
+/// algorithm than the key's; an unedited key verifies its algorithm's
+/// genuine signature.
 fn check_key(key: &PublicKey, unedited: bool, forged: Option<&str>) {
-    let material = &*MATERIAL;
-    match forged {
-        Some(signature) => assert!(!key.verifies(MESSAGE, signature), "forgery verified"),
-        None => {
-            let genuine = match key.alg {
-                Algorithm::Rs256 => &material.rsa_signature,
-                Algorithm::Es256 => &material.p256_signature,
-                // Only RSA and P-256 material is edited; no genuine signature
-                // exists for any other kind of key.
-                _ => return,
-            };
-            let verified = key.verifies(MESSAGE, genuine);
-            assert!(!unedited || verified, "an unedited {} key failed", key.alg);
+    if let Some(signature) = forged {
+        assert!(!key.verifies(MESSAGE, signature), "forgery verified");
+        return;
+    }
+    for (alg, signature) in &MATERIAL.signatures {
+        let verified = key.verifies(MESSAGE, signature);
+        if *alg == key.alg {
+            assert!(!unedited || verified, "an unedited {alg} key failed");
+        } else {
+            assert!(!verified, "a {} key verified a {alg} signature", key.alg);
         }
     }
 }
@@ -237,6 +311,52 @@ fn check_set(set: &JwkSet, entries: &[Value], genuine: &[bool], forged: Option<&
     }
 }
 
+impl Kind {
+    /// The value of the string member `name` in this kind's genuine entry
+    /// (the kid is the algorithm's name, so that entries of different
+    /// kinds have different kids unless edited).
+    fn member(self, name: &str) -> Option<&'static str> {
+        let (kty, crv) = match self {
+            Self::Rs256 | Self::Ps256 => ("RSA", None),
+            Self::Es256 => ("EC", Some("P-256")),
+            Self::Es384 => ("EC", Some("P-384")),
+            Self::EdDsa => ("OKP", Some("Ed25519")),
+        };
+        match name {
+            "kty" => Some(kty),
+            "crv" => crv,
+            "kid" | "alg" => Some(self.alg().as_str()),
+            "use" => Some("sig"),
+            _ => None,
+        }
+    }
+
+    fn alg(self) -> Algorithm {
+        match self {
+            Self::Rs256 => Algorithm::Rs256,
+            Self::Ps256 => Algorithm::Ps256,
+            Self::Es256 => Algorithm::Es256,
+            Self::Es384 => Algorithm::Es384,
+            Self::EdDsa => Algorithm::EdDsa,
+        }
+    }
+
+    /// The key's components: (`n`, `e`) or (`x`, `y`), or (`x`, none).
+    fn components(self, material: &Material) -> [(&'static str, Option<&str>); 2] {
+        let jwk = match self {
+            Self::Rs256 | Self::Ps256 => &material.rsa,
+            Self::Es256 => &material.p256,
+            Self::Es384 => &material.p384,
+            Self::EdDsa => &material.ed25519,
+        };
+        match jwk {
+            PublicJwk::Rsa { n, e } => [("n", Some(n)), ("e", Some(e))],
+            PublicJwk::Ec { x, y, .. } => [("x", Some(x)), ("y", Some(y))],
+            PublicJwk::Okp { x, .. } => [("x", Some(x)), ("y", None)],
+        }
+    }
+}
+
 impl Entry {
     /// Whether the key material is untouched (so a genuine signature must
     /// verify if the entry loads).
@@ -256,28 +376,18 @@ impl Entry {
     }
 
     fn to_json(&self, material: &Material) -> Value {
-        let (kty, crv, alg, other_kty, other_alg) = if self.ec {
-            ("EC", Some("P-256"), "ES256", "RSA", "RS256")
-        } else {
-            ("RSA", None, "RS256", "EC", "ES256")
-        };
-        let (first, second) = match (self.ec, &material.p256, &material.rsa) {
-            (true, PublicJwk::Ec { x, y, .. }, _) => (x, y),
-            (false, _, PublicJwk::Rsa { n, e }) => (n, e),
-            _ => unreachable!("generated keys have the requested type"),
-        };
-        let (first_name, second_name) = if self.ec { ("x", "y") } else { ("n", "e") };
+        let [(first_name, first), (second_name, second)] = self.kind.components(material);
         let mut entry = Map::new();
         let mut put = |name: &str, value: Option<Value>| {
             if let Some(value) = value {
                 entry.insert(name.to_owned(), value);
             }
         };
-        put("kty", self.kty.to_json(Some(kty), other_kty));
-        put("crv", self.crv.to_json(crv, "P-384"));
-        put("kid", self.kid.to_json(Some(kty), "other"));
-        put("use", self.use_.to_json(Some("sig"), "enc"));
-        put("alg", self.alg.to_json(Some(alg), other_alg));
+        put("kty", self.kty.to_json("kty", self.kind));
+        put("crv", self.crv.to_json("crv", self.kind));
+        put("kid", self.kid.to_json("kid", self.kind));
+        put("use", self.use_.to_json("use", self.kind));
+        put("alg", self.alg.to_json("alg", self.kind));
         put(first_name, self.first.to_json(first));
         put(second_name, self.second.to_json(second));
         for (name, value) in &self.extra {
@@ -288,26 +398,29 @@ impl Entry {
 }
 
 impl Member {
-    fn to_json(&self, genuine: Option<&str>, swapped: &str) -> Option<Value> {
+    fn to_json(&self, name: &str, kind: Kind) -> Option<Value> {
         match self {
-            Self::Genuine => genuine.map(|g| json!(g)),
+            Self::Genuine => kind.member(name).map(|g| json!(g)),
             Self::Absent => None,
             Self::Text(text) => Some(json!(text)),
             Self::NotString(n) => Some(json!(n)),
-            Self::Swapped => Some(json!(swapped)),
+            Self::Of(other) => other.member(name).map(|v| json!(v)),
         }
     }
 }
 
 impl Component {
-    fn to_json(&self, genuine: &str) -> Option<Value> {
+    /// The member as edited; a member the key does not have is edited from
+    /// no bytes.
+    fn to_json(&self, genuine: Option<&str>) -> Option<Value> {
         let bytes = |edits: &[ByteEdit]| {
+            let genuine = genuine.unwrap_or_default();
             let mut bytes = URL_SAFE_NO_PAD.decode(genuine).expect("genuine base64url");
             apply(&mut bytes, edits);
             URL_SAFE_NO_PAD.encode(bytes)
         };
         match self {
-            Self::Genuine => Some(json!(genuine)),
+            Self::Genuine => genuine.map(|g| json!(g)),
             Self::Edited(edits) => Some(json!(bytes(edits))),
             Self::Bytes(raw) => Some(json!(URL_SAFE_NO_PAD.encode(raw))),
             Self::Text(text) => Some(json!(text)),
@@ -346,7 +459,10 @@ impl Pem {
         let mut der = match &self.der {
             Der::RsaSpki => material.rsa_spki.clone(),
             Der::RsaPkcs1 => material.rsa_pkcs1.clone(),
+            Der::RsaPssSpki => material.rsa_pss_spki.clone(),
             Der::P256Spki => material.p256_spki.clone(),
+            Der::P384Spki => material.p384_spki.clone(),
+            Der::Ed25519Spki => material.ed25519_spki.clone(),
             Der::Bytes(bytes) => bytes.clone(),
         };
         apply(&mut der, &self.edits);
@@ -364,5 +480,19 @@ impl Pem {
             "{}\n-----BEGIN {label}-----\n{body}\n-----END {label}-----\n{}",
             self.before, self.after
         )
+    }
+}
+
+impl Der {
+    /// The algorithm the genuine DER is made for.
+    fn alg(&self) -> Option<Algorithm> {
+        match self {
+            Self::RsaSpki | Self::RsaPkcs1 => Some(Algorithm::Rs256),
+            Self::RsaPssSpki => Some(Algorithm::Ps256),
+            Self::P256Spki => Some(Algorithm::Es256),
+            Self::P384Spki => Some(Algorithm::Es384),
+            Self::Ed25519Spki => Some(Algorithm::EdDsa),
+            Self::Bytes(_) => None,
+        }
     }
 }

@@ -1,16 +1,15 @@
-//! Request bodies: an arbitrary `Content-Type` and body into
-//! `jwtd::http::Fields::parse`, as every POST endpoint reads them.
+//! Request bodies: an arbitrary `Content-Type` and body read as the login
+//! endpoint reads them (`jwtd::testing::login_fields`): the fields by media
+//! type, as every POST endpoint parses them, then `username` and `password`
+//! as strings.
 //!
-//! Beyond "never panics": a refused body is a 4xx, never a 5xx.
-//!
-//! `Fields::strings`, which the handlers call next, takes `Trim`, which
-//! `jwtd::http` does not export (the `body` module is private), so this
-//! target cannot reach it; the HTTP-level random-input test covers it.
+//! Beyond "never panics": a refused body is a 4xx, never a 5xx; fields
+//! that are read are non-blank, and the username has no surrounding
+//! whitespace.
 
 #![no_main]
 
-use axum::response::IntoResponse;
-use jwtd::http::{Fields, MAX_BODY_BYTES};
+use jwtd::testing::{MAX_BODY_BYTES, login_fields};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -85,8 +84,17 @@ fuzz_target!(|request: Request| {
     if body.len() > MAX_BODY_BYTES {
         return;
     }
-    if let Err(error) = Fields::parse(content_type.as_deref(), &body) {
-        let status = error.into_response().status();
-        assert!(status.is_client_error(), "{status} for {content_type:?}");
+    match login_fields(content_type.as_deref(), &body) {
+        Ok([username, password]) => {
+            assert!(
+                !username.is_empty() && !password.is_empty(),
+                "a blank field read"
+            );
+            assert_eq!(username, username.trim(), "the username was not trimmed");
+        }
+        Err(response) => {
+            let status = response.status();
+            assert!(status.is_client_error(), "{status} for {content_type:?}");
+        }
     }
 });

@@ -1,13 +1,17 @@
-//! Tokens against a JWKS with one RS256 and one ES256 key: a genuine ES256
-//! token put through arbitrary edits (kid, alg, typ and extra header members,
-//! claims set, removed or duplicated, raw payload bytes, a forged or mangled
-//! signature), and raw bytes.
+//! Tokens against a JWKS with one key of each algorithm jwtd signs with
+//! (RS256, ES256, ES384, PS256, EdDSA): a genuine token, signed by any of
+//! them, put through arbitrary edits (kid and alg naming any of the keys
+//! or algorithms, typ and extra header members, claims set, removed or
+//! duplicated, raw payload bytes, a signature by the right key under
+//! another scheme, a forged or mangled signature), and raw bytes.
 //!
 //! Beyond "never panics": a token is accepted only if it carries a genuine
-//! signature by the key its kid names, under that key's algorithm, without a
-//! forbidden header or duplicate claim, and with the claims the rules
-//! require (`exp` in the future, `iat` and `nbf` not, a string `jti`, no
-//! `aud`, the expected type); the claims returned are the payload's.
+//! signature by the key its kid names, under that key's algorithm, which
+//! its header names, without a forbidden header or duplicate claim, and
+//! with the claims the rules require (`exp` in the future, `iat` and `nbf`
+//! not, a string `jti`, no `aud`, the expected type); the claims returned
+//! are the payload's. And the genuine token, unedited and within its
+//! lifetime, is accepted, whichever key signed it.
 
 #![no_main]
 
@@ -15,39 +19,177 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING,
+    ECDSA_P384_SHA384_ASN1_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+    EcdsaSigningAlgorithm, Ed25519KeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtd::keys::material::generate;
+use jwtd::testing::{GeneratedKey, generate_key};
 use jwtd::verifier::{Algorithm, ExpectedType, JwkSet, Rules, verify_token};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
 
+/// The published keys and what signs for each.
 struct Keys {
     set: JwkSet,
-    rs_kid: String,
-    es_kid: String,
-    es_pair: EcdsaKeyPair,
+    /// In the order of [`Key::ALL`].
+    signers: Vec<Signer>,
 }
 
-/// Generated once per process; inputs name keys by role, never by value, so
-/// a crash reproduces with other keys.
+/// Generated once per process; inputs name keys by algorithm, never by
+/// value, so a crash reproduces with other keys.
 static KEYS: LazyLock<Keys> = LazyLock::new(|| {
-    let rs = generate(Algorithm::Rs256, 2048).expect("RSA key");
-    let es = generate(Algorithm::Es256, 0).expect("P-256 key");
-    let jwks = json!({"keys": [
-        rs.public.published(&rs.kid, rs.alg),
-        es.public.published(&es.kid, es.alg),
-    ]});
+    let generated: Vec<GeneratedKey> = (Key::ALL.iter())
+        .map(|key| generate_key(key.alg(), 2048).expect("key generation"))
+        .collect();
+    let published: Vec<Value> = (generated.iter())
+        .map(|key| key.public.published(&key.kid, key.alg))
+        .collect();
+    let jwks = json!({ "keys": published });
     Keys {
         set: JwkSet::parse(&jwks.to_string()).expect("jwtd reads its own JWKS"),
-        es_pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &es.pkcs8)
-            .expect("P-256 PKCS#8"),
-        rs_kid: rs.kid,
-        es_kid: es.kid,
+        signers: generated.iter().map(Signer::new).collect(),
     }
 });
+
+impl Keys {
+    fn signer(&self, key: Key) -> &Signer {
+        &self.signers[key as usize]
+    }
+}
+
+/// One of the keys in the JWKS, named by the algorithm it is for.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Key {
+    Rs256,
+    Es256,
+    Es384,
+    Ps256,
+    EdDsa,
+}
+
+impl Key {
+    /// Every key, in declaration order (which indexes [`Keys::signers`]).
+    const ALL: [Key; 5] = [Key::Rs256, Key::Es256, Key::Es384, Key::Ps256, Key::EdDsa];
+
+    fn alg(self) -> Algorithm {
+        match self {
+            Self::Rs256 => Algorithm::Rs256,
+            Self::Es256 => Algorithm::Es256,
+            Self::Es384 => Algorithm::Es384,
+            Self::Ps256 => Algorithm::Ps256,
+            Self::EdDsa => Algorithm::EdDsa,
+        }
+    }
+}
+
+/// A key's kid and private half, signing independently of jwtd's own
+/// signing code, so that the two cannot share a mistake.
+struct Signer {
+    kid: String,
+    alg: Algorithm,
+    pair: Pair,
+}
+
+enum Pair {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    /// The same key for JOSE's fixed-width signatures and for DER ones.
+    Ec {
+        fixed: EcdsaKeyPair,
+        der: EcdsaKeyPair,
+    },
+    Ed25519(Ed25519KeyPair),
+}
+
+impl Signer {
+    fn new(key: &GeneratedKey) -> Self {
+        let ec = |fixed: &'static EcdsaSigningAlgorithm, der: &'static EcdsaSigningAlgorithm| {
+            let parse = |alg| EcdsaKeyPair::from_pkcs8(alg, &key.pkcs8).expect("EC PKCS#8");
+            Pair::Ec {
+                fixed: parse(fixed),
+                der: parse(der),
+            }
+        };
+        let pair = match key.alg {
+            Algorithm::Rs256 | Algorithm::Ps256 => {
+                Pair::Rsa(aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.pkcs8).expect("RSA PKCS#8"))
+            }
+            Algorithm::Es256 => ec(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &ECDSA_P256_SHA256_ASN1_SIGNING,
+            ),
+            Algorithm::Es384 => ec(
+                &ECDSA_P384_SHA384_FIXED_SIGNING,
+                &ECDSA_P384_SHA384_ASN1_SIGNING,
+            ),
+            Algorithm::EdDsa => {
+                Pair::Ed25519(Ed25519KeyPair::from_pkcs8(&key.pkcs8).expect("Ed25519 PKCS#8"))
+            }
+        };
+        Signer {
+            kid: key.kid.clone(),
+            alg: key.alg,
+            pair,
+        }
+    }
+
+    /// The signature of `message` under the key's own algorithm.
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Rsa(pair) => {
+                let encoding: &'static dyn RsaEncoding = match self.alg {
+                    Algorithm::Ps256 => &RSA_PSS_SHA256,
+                    _ => &RSA_PKCS1_SHA256,
+                };
+                rsa_sign(pair, encoding, message)
+            }
+            Pair::Ec { fixed, .. } => fixed
+                .sign(&rng, message)
+                .expect("ECDSA signing")
+                .as_ref()
+                .to_vec(),
+            Pair::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
+        }
+    }
+
+    /// The signature of `message` by the same key under a scheme that is
+    /// not its algorithm: an RSA key with the other padding (PSS for an
+    /// RS256 key, PKCS#1 v1.5 for a PS256 one), an EC key DER-encoded.
+    /// Ed25519 has no other scheme.
+    fn sign_otherwise(&self, message: &[u8]) -> Option<Vec<u8>> {
+        match &self.pair {
+            Pair::Rsa(pair) => {
+                let encoding: &'static dyn RsaEncoding = match self.alg {
+                    Algorithm::Ps256 => &RSA_PKCS1_SHA256,
+                    _ => &RSA_PSS_SHA256,
+                };
+                Some(rsa_sign(pair, encoding, message))
+            }
+            Pair::Ec { der, .. } => {
+                let signature = der
+                    .sign(&SystemRandom::new(), message)
+                    .expect("ECDSA signing");
+                Some(signature.as_ref().to_vec())
+            }
+            Pair::Ed25519(_) => None,
+        }
+    }
+}
+
+fn rsa_sign(
+    pair: &aws_lc_rs::rsa::KeyPair,
+    encoding: &'static dyn RsaEncoding,
+    message: &[u8],
+) -> Vec<u8> {
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(encoding, &SystemRandom::new(), message, &mut signature)
+        .expect("RSA signing");
+    signature
+}
 
 #[derive(Arbitrary, Debug)]
 enum Input {
@@ -57,11 +199,12 @@ enum Input {
     Raw(Vec<u8>),
 }
 
-/// A genuine token (ES256 key, its kid, fresh access claims, a real
-/// signature) with edits applied in order: with no edits it is accepted,
-/// so the fuzzer starts on the accepting path and works outwards.
+/// A genuine token (the signer's kid and algorithm, fresh access claims, a
+/// real signature) with edits applied in order: with no edits it is
+/// accepted, so the fuzzer starts on the accepting path and works outwards.
 #[derive(Arbitrary, Debug)]
 struct Built {
+    signer: Key,
     edits: Vec<Edit>,
     signature: Signature,
     expected: Expected,
@@ -103,9 +246,8 @@ enum Claim {
 
 #[derive(Arbitrary, Debug)]
 enum Kid {
-    /// The RS256 key's kid (an ES256 signature under it must fail).
-    Rs,
-    Es,
+    /// The kid of one of the keys (another one than the signer's must fail).
+    Of(Key),
     Absent,
     Other(String),
     NotString(Leaf),
@@ -113,13 +255,27 @@ enum Kid {
 
 #[derive(Arbitrary, Debug)]
 enum Alg {
-    Rs256,
-    Es256,
+    /// The algorithm of one of the keys (any but that of the key the kid
+    /// names must fail).
+    Of(Key),
+    /// A name close to one of them, which must not pass for it.
+    Near(Key, Near),
     None,
     Hs256,
     Other(String),
     NotString(Leaf),
     Absent,
+}
+
+/// How a name differs from an algorithm's.
+#[derive(Arbitrary, Debug)]
+enum Near {
+    Lowercase,
+    /// Surrounded by spaces (which parsing a configured name would trim).
+    Padded,
+    /// The same family with another hash or curve (`RS384`, `ES512`, the
+    /// fully specified `Ed25519`).
+    Sibling,
 }
 
 /// Header members, the dangerous ones included.
@@ -147,8 +303,12 @@ enum Leaf {
 
 #[derive(Arbitrary, Debug)]
 enum Signature {
-    /// A genuine ES256 signature of `header.payload` (the default).
-    GenuineEs256,
+    /// The signer's signature of `header.payload` under its own algorithm
+    /// (the default).
+    Genuine,
+    /// The signer's key under another scheme ([`Signer::sign_otherwise`]);
+    /// an Ed25519 signer, which has none, signs genuinely.
+    OtherScheme,
     /// Bytes, base64url-encoded.
     Bytes(Vec<u8>),
     /// Any text in the signature segment.
@@ -175,7 +335,7 @@ fuzz_target!(|input: Input| {
     match input {
         Input::Raw(bytes) => {
             let token = String::from_utf8_lossy(&bytes);
-            let verdict = verify_token(&keys.set, &rules, &token, ExpectedType::Any, 1_700_000_000);
+            let verdict = verify_token(&keys.set, &rules, &token, ExpectedType::Any, ISSUED);
             assert!(verdict.is_err(), "random bytes verified: {token:?}");
         }
         Input::Built(built) => check_built(keys, built),
@@ -185,9 +345,13 @@ fuzz_target!(|input: Input| {
 /// The genuine token's `iat`.
 const ISSUED: i64 = 1_700_000_000;
 
+/// Seconds from the genuine token's `iat` to its `exp`.
+const LIFETIME: i64 = 300;
+
 fn check_built(keys: &Keys, built: Built) {
-    let parts = Parts::edited(keys, &built.edits);
-    let token = parts.assemble(keys, &built.signature);
+    let signer = keys.signer(built.signer);
+    let parts = Parts::edited(keys, signer, &built.edits);
+    let token = parts.assemble(signer, &built.signature);
     let rules = Rules {
         leeway: i64::from(built.leeway),
         ..Rules::default()
@@ -198,16 +362,30 @@ fn check_built(keys: &Keys, built: Built) {
         Expected::RefreshOrSliding => ExpectedType::OneOf(&["refresh", "sliding"]),
     };
     let now = ISSUED + i64::from(built.now);
-    if let Ok(accepted) = verify_token(&keys.set, &rules, &token.text, expected, now) {
-        let genuine = matches!(built.signature, Signature::GenuineEs256);
-        // (A truncation past the end leaves the token whole.)
-        assert!(
-            genuine && token.whole,
-            "forged token accepted: {}",
-            token.text
-        );
-        parts.check_accepted(keys, &token, &accepted);
-        check_claims(&accepted, &rules, built.expected, now, &token.text);
+    match verify_token(&keys.set, &rules, &token.text, expected, now) {
+        Ok(accepted) => {
+            // (A truncation past the end leaves the token whole.)
+            assert!(
+                token.genuine && token.whole,
+                "forged token accepted: {}",
+                token.text
+            );
+            parts.check_accepted(signer, &token, &accepted);
+            check_claims(&accepted, &rules, built.expected, now, &token.text);
+        }
+        Err(error) => {
+            // Inside its lifetime the genuine access token passes whatever
+            // the leeway, so a refusal here is jwtd's.
+            let as_issued = built.edits.is_empty() && token.genuine;
+            let in_lifetime = (0..LIFETIME).contains(&i64::from(built.now));
+            let access = !matches!(built.expected, Expected::RefreshOrSliding);
+            assert!(
+                !(as_issued && in_lifetime && access),
+                "a genuine {} token refused ({error:?}): {}",
+                signer.alg,
+                token.text
+            );
+        }
     }
 }
 
@@ -223,6 +401,9 @@ struct Parts<'a> {
 /// An assembled token.
 struct Token {
     text: String,
+    /// Signed by the signer under its own algorithm, over the header and
+    /// payload as they are.
+    genuine: bool,
     /// Not mangled after signing.
     whole: bool,
     payload: Vec<u8>,
@@ -230,16 +411,16 @@ struct Token {
 
 impl<'a> Parts<'a> {
     /// The genuine token's parts, then the edits in order.
-    fn edited(keys: &Keys, edits: &'a [Edit]) -> Self {
+    fn edited(keys: &Keys, signer: &Signer, edits: &'a [Edit]) -> Self {
         let mut parts = Parts {
             header: Map::from_iter([
-                ("alg".into(), json!("ES256")),
+                ("alg".into(), json!(signer.alg.as_str())),
                 ("typ".into(), json!("JWT")),
-                ("kid".into(), json!(keys.es_kid)),
+                ("kid".into(), json!(signer.kid)),
             ]),
             claims: vec![
                 ("token_type".into(), json!("access")),
-                ("exp".into(), json!(ISSUED + 300)),
+                ("exp".into(), json!(ISSUED + LIFETIME)),
                 ("iat".into(), json!(ISSUED)),
                 ("jti".into(), json!("0123456789abcdef0123456789abcdef")),
                 ("user_id".into(), json!("1")),
@@ -278,7 +459,7 @@ impl<'a> Parts<'a> {
         }
     }
 
-    fn assemble(&self, keys: &Keys, signature: &Signature) -> Token {
+    fn assemble(&self, signer: &Signer, signature: &Signature) -> Token {
         // Written by hand: a JSON map would merge duplicate claims.
         let payload = self.payload_bytes.map_or_else(
             || {
@@ -294,15 +475,15 @@ impl<'a> Parts<'a> {
             URL_SAFE_NO_PAD.encode(Value::Object(self.header.clone()).to_string()),
             URL_SAFE_NO_PAD.encode(&payload)
         );
-        let signature = match signature {
-            Signature::GenuineEs256 => {
-                let signature = (keys.es_pair)
-                    .sign(&SystemRandom::new(), signing_input.as_bytes())
-                    .expect("ECDSA signing");
-                URL_SAFE_NO_PAD.encode(signature.as_ref())
-            }
-            Signature::Bytes(bytes) => URL_SAFE_NO_PAD.encode(bytes),
-            Signature::Text(text) => text.clone(),
+        let message = signing_input.as_bytes();
+        let (signature, genuine) = match signature {
+            Signature::Genuine => (URL_SAFE_NO_PAD.encode(signer.sign(message)), true),
+            Signature::OtherScheme => match signer.sign_otherwise(message) {
+                Some(other) => (URL_SAFE_NO_PAD.encode(other), false),
+                None => (URL_SAFE_NO_PAD.encode(signer.sign(message)), true),
+            },
+            Signature::Bytes(bytes) => (URL_SAFE_NO_PAD.encode(bytes), false),
+            Signature::Text(text) => (text.clone(), false),
         };
         let whole = format!("{signing_input}.{signature}");
         let mut text = whole.clone();
@@ -322,18 +503,25 @@ impl<'a> Parts<'a> {
             }
         }
         Token {
+            genuine,
             whole: text == whole,
             text,
             payload,
         }
     }
 
-    /// An accepted token's header names the ES256 key and nothing
-    /// forbidden, and its claims are its payload, without duplicates.
-    fn check_accepted(&self, keys: &Keys, token: &Token, accepted: &Map<String, Value>) {
+    /// An accepted token's header names the signer's key and algorithm
+    /// and nothing forbidden, and its claims are its payload, without
+    /// duplicates.
+    fn check_accepted(&self, signer: &Signer, token: &Token, accepted: &Map<String, Value>) {
         let text = &token.text;
-        assert_eq!(self.header.get("alg"), Some(&json!("ES256")), "{text}");
-        assert_eq!(self.header.get("kid"), Some(&json!(keys.es_kid)), "{text}");
+        let alg = signer.alg;
+        assert_eq!(self.header.get("alg"), Some(&json!(alg.as_str())), "{text}");
+        assert_eq!(
+            self.header.get("kid"),
+            Some(&json!(signer.kid)),
+            "{alg}: {text}"
+        );
         for forbidden in ["jwk", "jku", "x5u", "x5c", "crit"] {
             assert!(
                 !self.header.contains_key(forbidden),
@@ -400,8 +588,7 @@ fn set(header: &mut Map<String, Value>, name: &str, value: Option<Value>) {
 impl Kid {
     fn to_json(&self, keys: &Keys) -> Option<Value> {
         match self {
-            Self::Rs => Some(json!(keys.rs_kid)),
-            Self::Es => Some(json!(keys.es_kid)),
+            Self::Of(key) => Some(json!(keys.signer(*key).kid)),
             Self::Absent => None,
             Self::Other(kid) => Some(json!(kid)),
             Self::NotString(leaf) => Some(leaf.to_json()),
@@ -412,13 +599,31 @@ impl Kid {
 impl Alg {
     fn to_json(&self) -> Option<Value> {
         match self {
-            Self::Rs256 => Some(json!("RS256")),
-            Self::Es256 => Some(json!("ES256")),
+            Self::Of(key) => Some(json!(key.alg().as_str())),
+            Self::Near(key, near) => Some(json!(near.name(key.alg()))),
             Self::None => Some(json!("none")),
             Self::Hs256 => Some(json!("HS256")),
             Self::Other(alg) => Some(json!(alg)),
             Self::NotString(leaf) => Some(leaf.to_json()),
             Self::Absent => None,
+        }
+    }
+}
+
+impl Near {
+    fn name(&self, alg: Algorithm) -> String {
+        let name = alg.as_str();
+        match self {
+            Self::Lowercase => name.to_lowercase(),
+            Self::Padded => format!(" {name} "),
+            Self::Sibling => match alg {
+                Algorithm::Rs256 => "RS384",
+                Algorithm::Es256 => "ES256K",
+                Algorithm::Es384 => "ES512",
+                Algorithm::Ps256 => "PS384",
+                Algorithm::EdDsa => "Ed25519",
+            }
+            .to_owned(),
         }
     }
 }
