@@ -353,6 +353,7 @@ impl Kind {
             PublicJwk::Rsa { n, e } => [("n", Some(n)), ("e", Some(e))],
             PublicJwk::Ec { x, y, .. } => [("x", Some(x)), ("y", Some(y))],
             PublicJwk::Okp { x, .. } => [("x", Some(x)), ("y", None)],
+            other => panic!("no components for {other:?}"),
         }
     }
 }

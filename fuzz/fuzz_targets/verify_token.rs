@@ -128,6 +128,7 @@ impl Signer {
             Algorithm::EdDsa => {
                 Pair::Ed25519(Ed25519KeyPair::from_pkcs8(&key.pkcs8).expect("Ed25519 PKCS#8"))
             }
+            other => panic!("no signer for {other}"),
         };
         Signer {
             kid: key.kid.clone(),

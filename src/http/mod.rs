@@ -21,7 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 
 pub use auth::Authenticated;
-pub use body::{Fields, MAX_BODY_BYTES, Trim};
+pub use body::MAX_BODY_BYTES;
+pub(crate) use body::{Fields, Trim};
 pub use client::ClientAddress;
 pub use connections::{ConnectionLimits, raise_open_file_limit, serve};
 pub use error::ApiError;
