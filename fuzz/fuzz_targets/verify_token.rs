@@ -623,6 +623,7 @@ impl Near {
                 Algorithm::Es384 => "ES512",
                 Algorithm::Ps256 => "PS384",
                 Algorithm::EdDsa => "Ed25519",
+                _ => "RS512",
             }
             .to_owned(),
         }

@@ -394,6 +394,11 @@ impl JwkSet {
     pub fn contains(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
     }
+
+    /// The kids of the keys loaded, in no particular order.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
 }
 
 impl KeyLookup for JwkSet {
