@@ -176,16 +176,16 @@ pub fn generate_key(alg: Algorithm, rsa_bits: u32) -> anyhow::Result<GeneratedKe
 
 /// A login body read as `POST /api/token/` reads it: its fields by
 /// `Content-Type` (JSON or form-encoded), then `username` (trimmed) and
-/// `password` as strings. A refused body is the response the endpoint
+/// `password` as strings. A refused body is the status the endpoint
 /// answers with. For fuzzing the body reader without a server.
 pub fn login_fields(
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<[String; 2], axum::response::Response> {
+) -> Result<[String; 2], axum::http::StatusCode> {
     use axum::response::IntoResponse as _;
-    let fields = Fields::parse(content_type, body).map_err(|err| err.into_response())?;
-    (fields.strings([("username", Trim::Yes), ("password", Trim::No)]))
-        .map_err(|err| err.into_response())
+    let refused = |err: crate::http::ApiError| err.into_response().status();
+    let fields = Fields::parse(content_type, body).map_err(refused)?;
+    (fields.strings([("username", Trim::Yes), ("password", Trim::No)])).map_err(refused)
 }
 
 /// Issuing and verifying access tokens exactly as the issuer's endpoints
