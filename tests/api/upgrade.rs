@@ -85,6 +85,28 @@ async fn seed_every_key_state(app: &TestApp) {
     let second = kid_in(app, "active").await;
     app.jwtd(&["keys", "rotate", "--now"], None).await.ok();
     app.jwtd(&["keys", "revoke", &second], None).await.ok();
+    // The server sees the CLI's changes and makes the next key on its own
+    // schedule: wait until it publishes exactly the active and next keys.
+    poll_until(
+        Duration::from_secs(5),
+        "the active and next keys published",
+        async || {
+            let listed = app.jwtd(&["keys", "list", "--json"], None).await.ok();
+            let keys: Vec<Value> = serde_json::from_str(&listed.stdout).expect("keys list --json");
+            let mut expected: Vec<&str> = (keys.iter())
+                .filter(|k| k["state"] == "active" || k["state"] == "next")
+                .filter_map(|k| k["kid"].as_str())
+                .collect();
+            let jwks = app.jwks().await;
+            let mut published: Vec<&str> = (jwks["keys"].as_array().expect("keys").iter())
+                .filter_map(|k| k["kid"].as_str())
+                .collect();
+            expected.sort_unstable();
+            published.sort_unstable();
+            (expected.len() == 2 && published == expected).then_some(())
+        },
+    )
+    .await;
 }
 
 /// The names of the keys table's indexes and triggers.
