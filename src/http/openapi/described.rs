@@ -6,11 +6,16 @@
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+// "Not blank" is a character outside Unicode White_Space, which the server
+// trims; spelled out, since `\s` differs between regex dialects (U+0085).
+
 /// Username and password.
 #[derive(ToSchema)]
 pub struct Credentials {
     /// Not blank once surrounding whitespace is removed.
-    #[schema(pattern = r"\S")]
+    #[schema(
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     username: String,
     /// Taken as sent, whitespace included; not empty.
     #[schema(min_length = 1)]
@@ -21,7 +26,9 @@ pub struct Credentials {
 #[derive(ToSchema)]
 pub struct RefreshRequest {
     /// Not blank once surrounding whitespace is removed.
-    #[schema(pattern = r"\S")]
+    #[schema(
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     refresh: String,
 }
 
@@ -29,7 +36,9 @@ pub struct RefreshRequest {
 #[derive(ToSchema)]
 pub struct TokenRequest {
     /// Not blank once surrounding whitespace is removed.
-    #[schema(pattern = r"\S")]
+    #[schema(
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     token: String,
 }
 
