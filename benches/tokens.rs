@@ -20,21 +20,13 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED,
-    ECDSA_P384_SHA384_FIXED_SIGNING, ED25519, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair,
-    KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
-    RSA_PSS_2048_8192_SHA256, RSA_PSS_SHA256, RsaEncoding, UnparsedPublicKey,
-    VerificationAlgorithm,
-};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group};
 
 use jwtd::clock::{Clock, SystemClock};
 use jwtd::config::Config;
-use jwtd::testing::{TokenBench, generate_key};
+use jwtd::testing::{RawKey, TokenBench, generate_key};
 use jwtd::verifier::Algorithm;
 
 /// Distinct tokens for the not-seen-lately figure: more than the 4096
@@ -44,23 +36,11 @@ const UNSEEN_TOKENS: usize = 5000;
 /// The overhead jwtd may add to the raw operation, issue and verify alike.
 const OVERHEAD_TARGET: f64 = 1.15;
 
-/// The raw aws-lc-rs key, parsed once from the same PKCS#8 jwtd uses.
-enum RawKey {
-    Rsa(aws_lc_rs::rsa::KeyPair, &'static dyn RsaEncoding),
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
-}
-
 /// Everything one algorithm's benchmarks need, built once.
 struct Fixture {
     alg: Algorithm,
+    /// The same key as raw aws-lc-rs holds it: the baseline.
     raw: RawKey,
-    rng: SystemRandom,
-    /// Public key as aws-lc-rs parses it once (the verify ceiling).
-    parsed: ParsedPublicKey,
-    /// Public key bytes for `UnparsedPublicKey` (parsed on every verify).
-    public_bytes: Vec<u8>,
-    verify_alg: &'static dyn VerificationAlgorithm,
     /// jwtd's own issue and verify, with the same key.
     jwtd: TokenBench,
     /// A token jwtd issued: its signing input and raw signature.
@@ -78,36 +58,7 @@ impl Fixture {
         let jwtd = TokenBench::new(&Config::default(), &generated, SystemClock.now())
             .expect("jwtd's side");
 
-        let pkcs8 = &generated.pkcs8;
-        let rsa = |encoding: &'static dyn RsaEncoding| {
-            let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).expect("RSA PKCS#8");
-            let public = pair.public_key().as_ref().to_vec();
-            (RawKey::Rsa(pair, encoding), public)
-        };
-        let ec = |signing: &'static EcdsaSigningAlgorithm| {
-            let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8).expect("EC PKCS#8");
-            let public = pair.public_key().as_ref().to_vec();
-            (RawKey::Ec(pair), public)
-        };
-        let ((raw, public_bytes), verify_alg): (_, &'static dyn VerificationAlgorithm) = match alg {
-            Algorithm::Rs256 => (rsa(&RSA_PKCS1_SHA256), &RSA_PKCS1_2048_8192_SHA256),
-            Algorithm::Ps256 => (rsa(&RSA_PSS_SHA256), &RSA_PSS_2048_8192_SHA256),
-            Algorithm::Es256 => (
-                ec(&ECDSA_P256_SHA256_FIXED_SIGNING),
-                &ECDSA_P256_SHA256_FIXED,
-            ),
-            Algorithm::Es384 => (
-                ec(&ECDSA_P384_SHA384_FIXED_SIGNING),
-                &ECDSA_P384_SHA384_FIXED,
-            ),
-            Algorithm::EdDsa => {
-                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).expect("Ed25519 PKCS#8");
-                let public = pair.public_key().as_ref().to_vec();
-                ((RawKey::Ed(pair), public), &ED25519)
-            }
-            other => panic!("no raw aws-lc-rs key for {other}"),
-        };
-        let parsed = ParsedPublicKey::new(verify_alg, &public_bytes).expect("public key");
+        let raw = RawKey::new(&generated).expect("raw aws-lc-rs key");
 
         // A typical signing input: exactly what jwtd signs for an access token.
         let token = jwtd.issue_access("42").expect("issue");
@@ -122,10 +73,6 @@ impl Fixture {
         let fixture = Self {
             alg,
             raw,
-            rng: SystemRandom::new(),
-            parsed,
-            public_bytes,
-            verify_alg,
             jwtd,
             token,
             signing_input,
@@ -141,45 +88,30 @@ impl Fixture {
         fixture.jwtd_verify_unseen();
         let mut fresh = Vec::new();
         fixture.raw_sign(&mut fresh);
-        fixture
-            .parsed
-            .verify_sig(&fixture.signing_input, &fresh)
-            .expect("raw signature verifies");
+        assert!(
+            fixture.raw.verify(&fixture.signing_input, &fresh),
+            "raw signature verifies"
+        );
         fixture
     }
 
     /// One raw signature over the signing input, into `out`.
     fn raw_sign(&self, out: &mut Vec<u8>) {
-        match &self.raw {
-            RawKey::Rsa(pair, encoding) => {
-                out.resize(pair.public_modulus_len(), 0);
-                pair.sign(*encoding, &self.rng, &self.signing_input, out)
-                    .expect("RSA sign");
-            }
-            RawKey::Ec(pair) => {
-                let sig = pair.sign(&self.rng, &self.signing_input).expect("EC sign");
-                out.clear();
-                out.extend_from_slice(sig.as_ref());
-            }
-            RawKey::Ed(pair) => {
-                out.clear();
-                out.extend_from_slice(pair.sign(&self.signing_input).as_ref());
-            }
-        }
+        self.raw.sign(&self.signing_input, out);
     }
 
     /// One raw verification with the public key parsed once.
     fn raw_verify(&self) {
-        self.parsed
-            .verify_sig(black_box(&self.signing_input), black_box(&self.signature))
-            .expect("raw verify");
+        let verified =
+            (self.raw).verify(black_box(&self.signing_input), black_box(&self.signature));
+        assert!(verified, "raw verify");
     }
 
     /// One raw verification that parses the public key each time.
     fn raw_verify_unparsed(&self) {
-        UnparsedPublicKey::new(self.verify_alg, &self.public_bytes)
-            .verify(black_box(&self.signing_input), black_box(&self.signature))
-            .expect("raw verify (unparsed)");
+        let verified =
+            (self.raw).verify_unparsed(black_box(&self.signing_input), black_box(&self.signature));
+        assert!(verified, "raw verify (unparsed)");
     }
 
     /// One jwtd issue of an access token.

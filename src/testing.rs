@@ -50,6 +50,13 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED,
+    ECDSA_P384_SHA384_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RSA_PSS_2048_8192_SHA256,
+    RSA_PSS_SHA256, RsaEncoding, UnparsedPublicKey, VerificationAlgorithm,
+};
 use zeroize::Zeroizing;
 
 use crate::clock::{Clock, UnixTime};
@@ -172,6 +179,99 @@ impl Deployment {
 /// A fresh key pair, as `jwtd serve` makes them (RSA keys of `rsa_bits`).
 pub fn generate_key(alg: Algorithm, rsa_bits: u32) -> anyhow::Result<GeneratedKey> {
     Ok(material::generate(alg, rsa_bits)?)
+}
+
+/// A key as raw aws-lc-rs holds it, parsed once from the PKCS#8 jwtd
+/// generated: the baseline jwtd's own issue and verify are measured
+/// against, signing and verifying without any of jwtd's code.
+pub struct RawKey {
+    signer: RawSigner,
+    rng: SystemRandom,
+    verify_alg: &'static dyn VerificationAlgorithm,
+    /// The public key as `UnparsedPublicKey` takes it.
+    public: Vec<u8>,
+    parsed: ParsedPublicKey,
+}
+
+enum RawSigner {
+    Rsa(aws_lc_rs::rsa::KeyPair, &'static dyn RsaEncoding),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+impl RawKey {
+    /// `key`'s private half for its algorithm.
+    pub fn new(key: &GeneratedKey) -> anyhow::Result<Self> {
+        let pkcs8 = &key.pkcs8[..];
+        let rsa = |encoding: &'static dyn RsaEncoding| {
+            aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map(|pair| RawSigner::Rsa(pair, encoding))
+        };
+        let ec = |signing| EcdsaKeyPair::from_pkcs8(signing, pkcs8).map(RawSigner::Ec);
+        let (signer, verify_alg): (_, &'static dyn VerificationAlgorithm) = match key.alg {
+            Algorithm::Rs256 => (rsa(&RSA_PKCS1_SHA256), &RSA_PKCS1_2048_8192_SHA256),
+            Algorithm::Ps256 => (rsa(&RSA_PSS_SHA256), &RSA_PSS_2048_8192_SHA256),
+            Algorithm::Es256 => (
+                ec(&ECDSA_P256_SHA256_FIXED_SIGNING),
+                &ECDSA_P256_SHA256_FIXED,
+            ),
+            Algorithm::Es384 => (
+                ec(&ECDSA_P384_SHA384_FIXED_SIGNING),
+                &ECDSA_P384_SHA384_FIXED,
+            ),
+            Algorithm::EdDsa => (
+                Ed25519KeyPair::from_pkcs8(pkcs8).map(RawSigner::Ed),
+                &ED25519,
+            ),
+        };
+        let signer = signer.map_err(|e| anyhow::anyhow!("{} key: {e}", key.alg))?;
+        let public = match &signer {
+            RawSigner::Rsa(pair, _) => pair.public_key().as_ref().to_vec(),
+            RawSigner::Ec(pair) => pair.public_key().as_ref().to_vec(),
+            RawSigner::Ed(pair) => pair.public_key().as_ref().to_vec(),
+        };
+        let parsed = ParsedPublicKey::new(verify_alg, &public)
+            .map_err(|e| anyhow::anyhow!("{} public key: {e}", key.alg))?;
+        Ok(Self {
+            signer,
+            rng: SystemRandom::new(),
+            verify_alg,
+            public,
+            parsed,
+        })
+    }
+
+    /// The signature of `message`, into `out`.
+    pub fn sign(&self, message: &[u8], out: &mut Vec<u8>) {
+        match &self.signer {
+            RawSigner::Rsa(pair, encoding) => {
+                out.resize(pair.public_modulus_len(), 0);
+                (pair.sign(*encoding, &self.rng, message, out)).expect("RSA signing");
+            }
+            RawSigner::Ec(pair) => {
+                let signature = pair.sign(&self.rng, message).expect("ECDSA signing");
+                out.clear();
+                out.extend_from_slice(signature.as_ref());
+            }
+            RawSigner::Ed(pair) => {
+                out.clear();
+                out.extend_from_slice(pair.sign(message).as_ref());
+            }
+        }
+    }
+
+    /// Whether `signature` verifies over `message`, with the public key
+    /// parsed once.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed.verify_sig(message, signature).is_ok()
+    }
+
+    /// The same, parsing the public key first, as a verifier without a
+    /// key cache would.
+    pub fn verify_unparsed(&self, message: &[u8], signature: &[u8]) -> bool {
+        (UnparsedPublicKey::new(self.verify_alg, &self.public))
+            .verify(message, signature)
+            .is_ok()
+    }
 }
 
 /// A login body read as `POST /api/token/` reads it: its fields by

@@ -301,7 +301,7 @@ impl PublicKey {
         // RS256 one would verify PKCS#1 v1.5 signatures it was not made for.
         let spki = der::spki(&der).ok_or("not a SubjectPublicKeyInfo")?;
         match spki.algorithm {
-            der::RSA_ENCRYPTION if spki.parameters == [0x05, 0x00] => {
+            der::RSA_ENCRYPTION if spki.parameters == [der::NULL, 0] => {
                 Self::rsa_der(Algorithm::Rs256, spki.key)
             }
             der::RSASSA_PSS if der::pss_allows_ps256(spki.parameters) => {

@@ -57,11 +57,15 @@ async fn key_rows(pool: &sqlx::SqlitePool) -> Vec<String> {
     .expect("signing_keys")
 }
 
+/// `jwtd keys list --json` on the app's database: every key.
+async fn listed_keys(app: &TestApp) -> Vec<Value> {
+    let listed = app.jwtd(&["keys", "list", "--json"], None).await.ok();
+    serde_json::from_str(&listed.stdout).expect("keys list --json")
+}
+
 /// The kid of the one key in `state`.
 async fn kid_in(app: &TestApp, state: &str) -> String {
-    let listed = app.jwtd(&["keys", "list", "--json"], None).await.ok();
-    let keys: Vec<Value> = serde_json::from_str(&listed.stdout).expect("keys list --json");
-    only_in(&keys, state)
+    only_in(&listed_keys(app).await, state)
 }
 
 /// Keys in every state: retired, revoked, active and next.
@@ -74,9 +78,7 @@ async fn seed_every_key_state(app: &TestApp) {
         Duration::from_secs(3),
         "the first key to retire",
         async || {
-            let listed = app.jwtd(&["keys", "list", "--json"], None).await.ok();
-            let keys: Vec<Value> = serde_json::from_str(&listed.stdout).expect("keys list --json");
-            keys.iter()
+            (listed_keys(app).await.iter())
                 .any(|k| k["kid"] == first.as_str() && k["state"] == "retired")
                 .then_some(())
         },
@@ -91,8 +93,7 @@ async fn seed_every_key_state(app: &TestApp) {
         Duration::from_secs(5),
         "the active and next keys published",
         async || {
-            let listed = app.jwtd(&["keys", "list", "--json"], None).await.ok();
-            let keys: Vec<Value> = serde_json::from_str(&listed.stdout).expect("keys list --json");
+            let keys = listed_keys(app).await;
             let mut expected: Vec<&str> = (keys.iter())
                 .filter(|k| k["state"] == "active" || k["state"] == "next")
                 .filter_map(|k| k["kid"].as_str())

@@ -25,13 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED,
-    ECDSA_P384_SHA384_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
-    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RSA_PSS_2048_8192_SHA256,
-    RSA_PSS_SHA256, RsaEncoding, UnparsedPublicKey, VerificationAlgorithm,
-};
+use jwtd::testing::RawKey;
 use jwtd::verifier::Algorithm;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -155,84 +149,28 @@ where
     calls as f64 / longest.as_secs_f64()
 }
 
-/// One algorithm's raw aws-lc-rs key, parsed once from PKCS#8 as jwtd's key
-/// ring does, with a signature over a typical signing input.
-struct RawKey {
+/// One algorithm's raw aws-lc-rs key (`jwtd::testing::RawKey`, parsed once
+/// as jwtd's key ring does) with a signature over a typical signing input.
+struct Baseline {
     alg: Algorithm,
-    signer: Signer,
-    rng: SystemRandom,
-    verify_alg: &'static dyn VerificationAlgorithm,
-    /// Public key bytes, for `UnparsedPublicKey` (parsed on every verify).
-    public: Vec<u8>,
-    parsed: ParsedPublicKey,
+    key: RawKey,
     input: Vec<u8>,
     signature: Vec<u8>,
 }
 
-enum Signer {
-    Rsa(aws_lc_rs::rsa::KeyPair, &'static dyn RsaEncoding),
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
-}
-
-impl RawKey {
+impl Baseline {
     fn new(alg: Algorithm) -> Result<Self, Error> {
         // RSA keys of 2048 bits, jwtd's default.
-        let generated = jwtd::testing::generate_key(alg, 2048)?;
-        let pkcs8 = &generated.pkcs8[..];
-        let failed = |e: aws_lc_rs::error::KeyRejected| format!("{alg} key: {e}");
-        let rsa = |encoding: &'static dyn RsaEncoding| {
-            aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map(|pair| Signer::Rsa(pair, encoding))
-        };
-        let ec = |signing| EcdsaKeyPair::from_pkcs8(signing, pkcs8).map(Signer::Ec);
-        let (signer, verify_alg): (_, &'static dyn VerificationAlgorithm) = match alg {
-            Algorithm::Rs256 => (rsa(&RSA_PKCS1_SHA256), &RSA_PKCS1_2048_8192_SHA256),
-            Algorithm::Ps256 => (rsa(&RSA_PSS_SHA256), &RSA_PSS_2048_8192_SHA256),
-            Algorithm::Es256 => (ec(&ECDSA_P256_SHA256_FIXED_SIGNING), &ECDSA_P256_SHA256_FIXED),
-            Algorithm::Es384 => (ec(&ECDSA_P384_SHA384_FIXED_SIGNING), &ECDSA_P384_SHA384_FIXED),
-            Algorithm::EdDsa => (Ed25519KeyPair::from_pkcs8(pkcs8).map(Signer::Ed), &ED25519),
-            other => return Err(format!("no raw aws-lc-rs key for {other}").into()),
-        };
-        let signer = signer.map_err(failed)?;
-        let public = match &signer {
-            Signer::Rsa(pair, _) => pair.public_key().as_ref().to_vec(),
-            Signer::Ec(pair) => pair.public_key().as_ref().to_vec(),
-            Signer::Ed(pair) => pair.public_key().as_ref().to_vec(),
-        };
-        let parsed = ParsedPublicKey::new(verify_alg, &public).map_err(|e| e.to_string())?;
-        let mut raw = Self {
-            alg,
-            signer,
-            rng: SystemRandom::new(),
-            verify_alg,
-            public,
-            parsed,
-            input: signing_input(alg.as_str()),
-            signature: Vec::new(),
-        };
+        let key = RawKey::new(&jwtd::testing::generate_key(alg, 2048)?)?;
+        let input = signing_input(alg.as_str());
         let mut signature = Vec::with_capacity(512);
-        raw.sign(&mut signature);
-        raw.signature = signature;
-        Ok(raw)
-    }
-
-    /// One signature over the signing input, into `out`.
-    fn sign(&self, out: &mut Vec<u8>) {
-        match &self.signer {
-            Signer::Rsa(pair, encoding) => {
-                out.resize(pair.public_modulus_len(), 0);
-                (pair.sign(*encoding, &self.rng, &self.input, out)).expect("RSA sign");
-            }
-            Signer::Ec(pair) => {
-                let signature = pair.sign(&self.rng, &self.input).expect("ECDSA sign");
-                out.clear();
-                out.extend_from_slice(signature.as_ref());
-            }
-            Signer::Ed(pair) => {
-                out.clear();
-                out.extend_from_slice(pair.sign(&self.input).as_ref());
-            }
-        }
+        key.sign(&input, &mut signature);
+        Ok(Self {
+            alg,
+            key,
+            input,
+            signature,
+        })
     }
 }
 
@@ -257,7 +195,7 @@ fn ceiling(args: &[String]) -> Result<(), Error> {
             let alg = name
                 .parse::<Algorithm>()
                 .map_err(|_| format!("--algorithms: unknown `{name}`"))?;
-            RawKey::new(alg)
+            Baseline::new(alg)
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let params = argon2::Params::new(m, t, p, None).map_err(|e| e.to_string())?;
@@ -267,22 +205,17 @@ fn ceiling(args: &[String]) -> Result<(), Error> {
     let mut ops: Vec<(String, Op)> = Vec::new();
     for raw in &raws {
         let alg = raw.alg;
-        ops.push((format!("{alg}_sign"), Box::new(|out| raw.sign(out))));
+        ops.push((
+            format!("{alg}_sign"),
+            Box::new(|out| raw.key.sign(&raw.input, out)),
+        ));
         ops.push((
             format!("{alg}_verify"),
-            Box::new(|_| {
-                UnparsedPublicKey::new(raw.verify_alg, &raw.public)
-                    .verify(&raw.input, &raw.signature)
-                    .expect("raw verify");
-            }),
+            Box::new(|_| assert!(raw.key.verify_unparsed(&raw.input, &raw.signature))),
         ));
         ops.push((
             format!("{alg}_verify_parsed"),
-            Box::new(|_| {
-                (raw.parsed)
-                    .verify_sig(&raw.input, &raw.signature)
-                    .expect("raw verify")
-            }),
+            Box::new(|_| assert!(raw.key.verify(&raw.input, &raw.signature))),
         ));
     }
     ops.push((

@@ -50,6 +50,12 @@ async fn jwks(client: &Client, server: &Server) -> Value {
         .expect("JSON")
 }
 
+/// `POST /api/token/refresh/` with the refresh token of `pair`.
+async fn refresh(client: &Client, server: &Server, pair: &Value) -> (StatusCode, Value) {
+    let body = json!({"refresh": token(pair, "refresh")});
+    server.post_json(client, "/api/token/refresh/", body).await
+}
+
 fn token(body: &Value, name: &str) -> String {
     body[name]
         .as_str()
@@ -77,13 +83,7 @@ async fn an_upgraded_postgres_deployment_keeps_its_keys_and_sessions_and_may_swi
     let (_, alice) = server
         .post_json(&client, "/api/token/", login("alice"))
         .await;
-    let (status, rotated) = (server)
-        .post_json(
-            &client,
-            "/api/token/refresh/",
-            json!({"refresh": token(&alice, "refresh")}),
-        )
-        .await;
+    let (status, rotated) = refresh(&client, &server, &alice).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let (_, bob) = server.post_json(&client, "/api/token/", login("bob")).await;
     let (status, _) = (server)
@@ -128,27 +128,20 @@ async fn an_upgraded_postgres_deployment_keeps_its_keys_and_sessions_and_may_swi
             .await
             .expect("migrations");
     assert_eq!(applied, [1, 2]);
-    let refresh = |body: &Value| json!({"refresh": token(body, "refresh")});
-    let (status, body) = server
-        .post_json(&client, "/api/token/refresh/", refresh(&rotated))
-        .await;
+    let (status, body) = refresh(&client, &server, &rotated).await;
     assert_eq!(
         status,
         StatusCode::OK,
         "the rotated session carries on: {body}"
     );
-    let (status, body) = server
-        .post_json(&client, "/api/token/refresh/", refresh(&bob))
-        .await;
+    let (status, body) = refresh(&client, &server, &bob).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "blacklisted before: {body}"
     );
     // Presented again after its rotation: a reuse, refused.
-    let (status, body) = server
-        .post_json(&client, "/api/token/refresh/", refresh(&alice))
-        .await;
+    let (status, body) = refresh(&client, &server, &alice).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -167,9 +160,7 @@ async fn an_upgraded_postgres_deployment_keeps_its_keys_and_sessions_and_may_swi
         [&json!("RS256"), &json!("EdDSA")],
         "active RS256, next EdDSA"
     );
-    let (status, body) = (server)
-        .post_json(&client, "/api/token/refresh/", refresh(&untouched))
-        .await;
+    let (status, body) = refresh(&client, &server, &untouched).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         header_of(&token(&body, "access"))["alg"],
